@@ -1,0 +1,146 @@
+"""A transformers ``Cache`` whose layers keep a logical length apart from their physical tensors.
+
+A language model sees positions through two numbers: the RoPE position ids we pass explicitly, and the
+*sequence* offset the attention mask is built from. ``DynamicCache`` ties the second to the physical
+length of its tensors, so dropping a token shifts every later token's mask index. Here each layer
+remembers how many tokens it has ever seen (``logical_length``) separately from how many it still
+holds, and reports ``kv_offset = logical - physical`` to the mask builder, exactly as
+``DynamicSlidingWindowLayer`` does. Eviction therefore never moves a position.
+
+Rules the caller must follow (measured on transformers 5.23; see DESIGN.md):
+
+* evict only *between* forward calls, never inside ``update`` (the mask is fixed before the update);
+* keep the same tokens in every layer and head so all layers share one mask (the mask is built from
+  layer 0); per-head selection is a later policy's business and must keep counts equal.
+
+Shapes: keys and values are ``(batch, kv_heads, physical_len, head_dim)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from transformers.cache_utils import Cache, CacheLayerMixin
+
+
+class StreamingLayer(CacheLayerMixin):
+    """One layer of a :class:`StreamingCache`: appended K/V plus a logical token counter."""
+
+    is_sliding = False
+    is_compileable = False
+    is_croppable = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.logical_length = 0
+
+    def lazy_initialization(self, key_states: torch.Tensor, value_states: torch.Tensor) -> None:
+        self.dtype, self.device = key_states.dtype, key_states.device
+        batch, heads, _, dim = key_states.shape
+        self.keys = key_states.new_zeros((batch, heads, 0, dim))
+        self.values = value_states.new_zeros((batch, heads, 0, value_states.shape[-1]))
+        self.is_initialized = True
+
+    def update(
+        self, key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Append ``(B, H, q, D)`` states; returns the full physical ``(B, H, physical + q, D)``."""
+        if not self.is_initialized:
+            self.lazy_initialization(key_states, value_states)
+        self.keys = torch.cat([self.keys, key_states], dim=-2)
+        self.values = torch.cat([self.values, value_states], dim=-2)
+        self.logical_length += key_states.shape[-2]
+        return self.keys, self.values
+
+    @property
+    def physical_length(self) -> int:
+        return 0 if self.keys is None else int(self.keys.shape[-2])
+
+    def get_seq_length(self) -> int:
+        return self.logical_length
+
+    def get_mask_sizes(self, query_length: int) -> tuple[int, int]:
+        return self.physical_length + query_length, self.logical_length - self.physical_length
+
+    def get_max_length(self) -> int:
+        return -1
+
+    def keep(self, index: torch.Tensor) -> None:
+        """Keep only the physical tokens at ``index`` (1-D, sorted), in every head."""
+        if not self.is_initialized:
+            return
+        index = index.to(self.keys.device)
+        self.keys = self.keys.index_select(-2, index)
+        self.values = self.values.index_select(-2, index)
+
+    def truncate(self, physical_length: int, logical_length: int) -> None:
+        """Drop every token appended after a checkpoint (used to roll back an answer)."""
+        if self.is_initialized:
+            self.keys = self.keys[..., :physical_length, :]
+            self.values = self.values[..., :physical_length, :]
+        self.logical_length = logical_length
+
+    def crop(self, tokens_to_remove: int) -> None:
+        if tokens_to_remove > 0:
+            raise ValueError("StreamingLayer.crop takes a negative count of tokens to remove")
+        if tokens_to_remove:
+            self.truncate(self.physical_length + tokens_to_remove, self.logical_length + tokens_to_remove)
+
+    def reset(self) -> None:
+        self.keys = self.values = None
+        self.is_initialized = False
+        self.logical_length = 0
+
+
+@dataclass(frozen=True)
+class CacheCheckpoint:
+    """Lengths of a cache at one moment; :meth:`StreamingCache.rollback` returns to them."""
+
+    physical_length: int
+    logical_length: int
+
+
+class StreamingCache(Cache):
+    """KV cache for unbounded streams: append anywhere, evict between forward calls, roll back answers.
+
+    Args:
+        num_layers: number of decoder layers of the language model.
+    """
+
+    def __init__(self, num_layers: int) -> None:
+        super().__init__(layers=[StreamingLayer() for _ in range(num_layers)])
+
+    @property
+    def physical_length(self) -> int:
+        """Tokens held now (identical in every layer)."""
+        return self.layers[0].physical_length
+
+    @property
+    def logical_length(self) -> int:
+        """Tokens ever appended (the sequence offset of the next token)."""
+        return self.layers[0].logical_length
+
+    def checkpoint(self) -> CacheCheckpoint:
+        return CacheCheckpoint(self.physical_length, self.logical_length)
+
+    def rollback(self, checkpoint: CacheCheckpoint) -> None:
+        """Forget everything appended since ``checkpoint``; earlier tokens are untouched."""
+        if self.physical_length < checkpoint.physical_length:
+            raise RuntimeError("cannot roll back: tokens were evicted after the checkpoint was taken")
+        for layer in self.layers:
+            layer.truncate(checkpoint.physical_length, checkpoint.logical_length)
+
+    def keep(self, index: torch.Tensor) -> None:
+        """Keep the physical tokens at ``index`` (1-D sorted long tensor) in every layer and head."""
+        for layer in self.layers:
+            layer.keep(index)
+
+    def nbytes(self) -> int:
+        """Bytes held by keys and values of all layers."""
+        total = 0
+        for layer in self.layers:
+            if layer.is_initialized:
+                total += layer.keys.numel() * layer.keys.element_size()
+                total += layer.values.numel() * layer.values.element_size()
+        return total

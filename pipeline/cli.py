@@ -1,0 +1,248 @@
+"""The ``streamvqa`` command line: ask, watch, make-tiny, models, policies.
+
+User errors (bad file, dead URL, empty question, unknown model...) print one line, ``error: ...``,
+and exit with status 2; anything else is a bug and keeps its traceback (status 1).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import queue
+import sys
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+from pipeline.config import DEFAULT_MODEL_ID, StreamConfig
+from pipeline.errors import UserInputError
+
+logger = logging.getLogger("streamvqa")
+
+
+def _add_model_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", help=f"hub id or local checkpoint folder (default {DEFAULT_MODEL_ID})")
+    parser.add_argument("--config", help="JSON config file (defaults < file < flags)")
+    parser.add_argument("--device", help="auto, cpu, cuda, cuda:N")
+    parser.add_argument("--dtype", choices=["auto", "float32", "bfloat16", "float16"])
+    parser.add_argument("--max-frame-pixels", type=int, help="most pixels per frame after resizing")
+    parser.add_argument("--fps", type=float, help="frames sampled per second of video (default 1)")
+    parser.add_argument("--policy", help="memory policy (see `streamvqa policies`)")
+    parser.add_argument("--window-frames", type=int, help="most frames kept in device memory")
+    parser.add_argument("--chunks-per-forward", type=int, help="temporal chunks per forward call")
+    parser.add_argument("--max-new-tokens", type=int, help="longest answer in tokens")
+    parser.add_argument("--temperature", type=float, help="0 = greedy (default)")
+    parser.add_argument("--top-p", type=float, help="nucleus sampling mass")
+    parser.add_argument("--seed", type=int, help="sampling seed")
+    parser.add_argument("--system-prompt", help="system turn at the head of the stream")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="streamvqa", description="Streaming video question answering.")
+    parser.add_argument("--log-level", default="WARNING", help="DEBUG, INFO, WARNING (default), ERROR")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    ask = sub.add_parser("ask", help="answer one question about a video file or stream")
+    ask.add_argument("video", help="video file, URL (rtsp/http/udp/...), or webcam index")
+    ask.add_argument("--question", "-q", required=True)
+    ask.add_argument("--at", type=float, help="question time in seconds (default: after the whole video)")
+    ask.add_argument("--start", type=float, help="first second of the clip")
+    ask.add_argument("--json", action="store_true", help="print one JSON object")
+    _add_model_args(ask)
+
+    watch = sub.add_parser("watch", help="stream a video into memory; type questions on stdin while it plays")
+    watch.add_argument("source", help="video file, URL, or webcam index")
+    watch.add_argument("--realtime", action="store_true", help="pace files at their real speed")
+    watch.add_argument("--json", action="store_true", help="one JSON line per answer, then the session counters")
+    _add_model_args(watch)
+
+    tiny = sub.add_parser("make-tiny", help="write a tiny random-weight checkpoint (offline tests and demos)")
+    tiny.add_argument("out_dir")
+    tiny.add_argument("--family", default="qwen2_5_vl", help="model_type of the architecture")
+
+    sub.add_parser("models", help="list supported model families")
+    sub.add_parser("policies", help="list memory policies")
+    return parser
+
+
+def config_from_args(args: argparse.Namespace) -> StreamConfig:
+    """Defaults, then ``--config FILE``, then flags."""
+    config = StreamConfig.from_file(args.config) if args.config else StreamConfig()
+    try:
+        config = config.replace(
+            "model", model=args.model, device=args.device, dtype=args.dtype, max_frame_pixels=args.max_frame_pixels
+        )
+        config = config.replace(
+            "source",
+            fps=args.fps,
+            start=getattr(args, "start", None),
+            end=getattr(args, "at", None),
+            realtime=getattr(args, "realtime", None) or None,
+        )
+        config = config.replace("memory", policy=args.policy, window_frames=args.window_frames)
+        config = config.replace("ingest", chunks_per_forward=args.chunks_per_forward)
+        config = config.replace("question", system_prompt=args.system_prompt)
+        config = config.replace(
+            "sampling",
+            max_new_tokens=args.max_new_tokens,
+            temperature=args.temperature,
+            top_p=args.top_p,
+            seed=args.seed,
+        )
+    except ValueError as error:
+        raise UserInputError(str(error)) from error
+    return config
+
+
+def _source_spec(text: str) -> str | int:
+    return int(text) if text.isdigit() else text
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from pipeline.videoqa import VideoQA
+
+    config = config_from_args(args)
+    if not args.question.strip():
+        raise UserInputError("the question is empty: pass --question 'What happens?'")
+    qa = VideoQA.from_pretrained(config=config)
+    with qa.session() as session:
+        source = session.watch(_source_spec(args.video))
+        total = source.describe().get("frames")
+        with tqdm(total=total, unit="frame", desc="ingest", disable=None, file=sys.stderr) as bar:
+            for frame in source:
+                session.feed([frame])
+                bar.update(1)
+        answer = session.ask(args.question, at=args.at)
+        result = answer.to_dict()
+        result["model"] = config.model.model
+        result["ingest"] = session.counters.as_dict()
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(answer.answer)
+    return 0
+
+
+def cmd_watch(args: argparse.Namespace) -> int:
+    from pipeline.videoqa import VideoQA
+
+    config = config_from_args(args)
+    qa = VideoQA.from_pretrained(config=config)
+    questions: queue.Queue[str | None] = queue.Queue()
+
+    def read_stdin() -> None:
+        for line in sys.stdin:
+            questions.put(line.rstrip("\n"))
+        questions.put(None)
+
+    threading.Thread(target=read_stdin, name="stdin-reader", daemon=True).start()
+    with qa.session() as session:
+        source = session.watch(_source_spec(args.source))
+        stdin_open = True
+        while stdin_open:
+            try:
+                question = questions.get(block=session.source_exhausted)
+            except queue.Empty:
+                question = ""
+                try:
+                    if session.ingest_step() == 0 and session.source_exhausted:
+                        _report_end(session, args.json)
+                except UserInputError as error:
+                    print(f"error: stream ended: {error}", file=sys.stderr)
+                continue
+            if question is None:
+                stdin_open = False
+            elif question.strip():
+                _answer_line(session, question, args.json)
+        counters = {"frames_read": source.frames_read, "frames_dropped": source.frames_dropped}
+        counters.update(session.counters.as_dict())
+        counters["source_end_reason"] = session.source_end_reason
+        print(json.dumps({"session": counters}) if args.json else f"session: {counters}")
+    return 0
+
+
+def _report_end(session: Any, as_json: bool) -> None:
+    message = f"stream ended ({session.source_end_reason}); still answering from memory"
+    if not as_json:
+        print(message, file=sys.stderr)
+
+
+def _answer_line(session: Any, question: str, as_json: bool) -> None:
+    try:
+        stream = session.ask_stream(question)
+    except UserInputError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return
+    for piece in stream:
+        if not as_json:
+            print(piece.text, end="", flush=True)
+    answer = stream.result()
+    if as_json:
+        print(
+            json.dumps(
+                {
+                    "question": answer.question,
+                    "question_time": answer.question_time,
+                    "answer": answer.answer,
+                    "frames_covered": list(answer.frames_covered) if answer.frames_covered else None,
+                    "lag_s": answer.timing["catch_up_s"],
+                    "ttft_s": answer.timing["ttft_s"],
+                }
+            ),
+            flush=True,
+        )
+    else:
+        print(flush=True)
+
+
+def cmd_make_tiny(args: argparse.Namespace) -> int:
+    from models.registry import make_tiny
+
+    out = make_tiny(args.out_dir, args.family)
+    print(f"wrote a tiny random-weight {args.family} checkpoint to {out} (answers from it are noise)")
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from models.registry import FAMILIES
+
+    for name, fam in FAMILIES.items():
+        print(f"{name:14s} {fam.description}")
+    return 0
+
+
+def cmd_policies(args: argparse.Namespace) -> int:
+    from memory.policies import describe_policies
+
+    for name, line in describe_policies().items():
+        print(f"{name:16s} {line}")
+    return 0
+
+
+COMMANDS = {
+    "ask": cmd_ask,
+    "watch": cmd_watch,
+    "make-tiny": cmd_make_tiny,
+    "models": cmd_models,
+    "policies": cmd_policies,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return COMMANDS[args.command](args)
+    except UserInputError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
