@@ -253,11 +253,29 @@ _TINY_CHAT_TEMPLATE = (
 )
 
 
-def build_tiny(out_dir: Path, family: str) -> None:
+# Sizes of random-weight checkpoints: "tiny" for tests (~0.2M parameters, milliseconds per forward);
+# "small" (~220M parameters: a 12-layer 768-wide LM with Qwen's real 151,936-token embedding table
+# tied to the head, an 8-block 512-wide vision tower) for CPU throughput benchmarks.
+RANDOM_SIZES: dict[str, dict[str, dict[str, object]]] = {
+    "tiny": {
+        "text": {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4,
+                 "num_key_value_heads": 2, "mrope_section": [2, 3, 3]},
+        "vision": {"depth": 2, "num_heads": 2, "width": 32, "mlp": 64},
+    },
+    "small": {
+        "text": {"hidden_size": 768, "intermediate_size": 2048, "num_hidden_layers": 12, "num_attention_heads": 12,
+                 "num_key_value_heads": 2, "mrope_section": [8, 12, 12], "vocab_size": 151936,
+                 "tie_word_embeddings": True},
+        "vision": {"depth": 8, "num_heads": 8, "width": 512, "mlp": 1368},
+    },
+}
+
+
+def build_tiny(out_dir: Path, family: str, size: str = "tiny") -> None:
     """Write a random-weight ``family`` checkpoint (tokenizer, processor, model) to ``out_dir``.
 
-    Real architecture classes at toy width: 2 decoder layers of width 64 (head_dim 16, M-RoPE
-    sections 2+3+3 = 8 = head_dim/2), a 2-block vision tower of width 32, patch 14, merge 2.
+    Real architecture classes at toy width (see ``RANDOM_SIZES``); M-RoPE sections sum to
+    head_dim / 2; special-token ids come from the tiny tokenizer and stay inside the vocabulary.
     """
     from transformers import (
         Qwen2_5_VLConfig,
@@ -270,23 +288,34 @@ def build_tiny(out_dir: Path, family: str) -> None:
 
     from models.tiny_tokenizer import build_tiny_tokenizer
 
+    if size not in RANDOM_SIZES:
+        raise ValueError(f"unknown random size {size!r}; valid sizes: {', '.join(RANDOM_SIZES)}")
+    dims = RANDOM_SIZES[size]
+    text_dims = dict(dims["text"])
+    mrope_section = text_dims.pop("mrope_section")
+    tie = bool(text_dims.pop("tie_word_embeddings", False))
+    vision = dims["vision"]
     tokenizer = build_tiny_tokenizer(
         _TINY_SPECIAL_TOKENS, chat_template=_TINY_CHAT_TEMPLATE, eos_token="<|im_end|>", pad_token="<|endoftext|>"
     )
     token_id = tokenizer.convert_tokens_to_ids
     text_config = {
-        "vocab_size": len(tokenizer), "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
-        "num_attention_heads": 4, "num_key_value_heads": 2, "max_position_embeddings": 32768,
-        "rope_parameters": {"rope_type": "default", "rope_theta": 1000000.0, "mrope_section": [2, 3, 3]},
+        "vocab_size": len(tokenizer), "max_position_embeddings": 32768,
+        "rope_parameters": {"rope_type": "default", "rope_theta": 1000000.0, "mrope_section": mrope_section},
         "bos_token_id": None, "eos_token_id": token_id("<|im_end|>"), "pad_token_id": token_id("<|endoftext|>"),
+        **text_dims,
     }
-    common_vision = {"depth": 2, "num_heads": 2, "patch_size": 14, "spatial_merge_size": 2, "temporal_patch_size": 2}
+    common_vision = {"depth": vision["depth"], "num_heads": vision["num_heads"], "patch_size": 14,
+                     "spatial_merge_size": 2, "temporal_patch_size": 2}
+    hidden = text_config["hidden_size"]
     if family == "qwen2_5_vl":
-        vision_config = {**common_vision, "hidden_size": 32, "intermediate_size": 64, "out_hidden_size": 64,
-                         "window_size": 56, "fullatt_block_indexes": [1], "tokens_per_second": 2}
+        vision_config = {**common_vision, "hidden_size": vision["width"], "intermediate_size": vision["mlp"],
+                         "out_hidden_size": hidden, "window_size": 56, "fullatt_block_indexes": [1],
+                         "tokens_per_second": 2}
         config_class, processor_class = Qwen2_5_VLConfig, Qwen2_5_VLProcessor
     elif family == "qwen2_vl":
-        vision_config = {**common_vision, "embed_dim": 32, "hidden_size": 64, "mlp_ratio": 2}
+        vision_config = {**common_vision, "embed_dim": vision["width"], "hidden_size": hidden,
+                         "mlp_ratio": max(1, int(vision["mlp"]) // int(vision["width"]))}
         config_class, processor_class = Qwen2VLConfig, Qwen2VLProcessor
     else:
         raise ValueError(f"build_tiny in qwen2_vl.py makes qwen2_vl or qwen2_5_vl, not {family!r}")
@@ -294,11 +323,12 @@ def build_tiny(out_dir: Path, family: str) -> None:
         text_config=text_config, vision_config=vision_config,
         image_token_id=token_id("<|image_pad|>"), video_token_id=token_id("<|video_pad|>"),
         vision_start_token_id=token_id("<|vision_start|>"), vision_end_token_id=token_id("<|vision_end|>"),
+        tie_word_embeddings=tie,
     )
     torch.manual_seed(0)
     model = _MODEL_CLASSES[family](config).eval()
     model.generation_config.eos_token_id = [token_id("<|im_end|>"), token_id("<|endoftext|>")]
-    pixels = {"shortest_edge": 56 * 56, "longest_edge": 28 * 28 * 64}
+    pixels = {"shortest_edge": 56 * 56, "longest_edge": 28 * 28 * 64 if size == "tiny" else 448 * 448}
     processor = processor_class(
         image_processor=Qwen2VLImageProcessor(size=pixels),
         video_processor=Qwen2VLVideoProcessor(size=pixels),

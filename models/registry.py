@@ -30,7 +30,7 @@ class Family:
 
     model_type: str
     loader: Callable[..., VideoLM]
-    build_tiny: Callable[[Path, str], None]
+    build_tiny: Callable[[Path, str, str], None]
     description: str
 
 
@@ -157,8 +157,8 @@ def load_model(
         raise ModelLoadError(f"cannot load the weights or processor of {name!r}: {error}") from error
 
 
-def make_tiny(out_dir: str | Path, model_type: str = "qwen2_5_vl") -> Path:
-    """Write a tiny random-weight checkpoint of a real architecture to ``out_dir``."""
+def make_tiny(out_dir: str | Path, model_type: str = "qwen2_5_vl", size: str = "tiny") -> Path:
+    """Write a random-weight checkpoint of a real architecture to ``out_dir`` (size: tiny or small)."""
     out = Path(out_dir)
-    family(model_type).build_tiny(out, model_type)
+    family(model_type).build_tiny(out, model_type, size)
     return out
