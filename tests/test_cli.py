@@ -1,0 +1,105 @@
+"""The command line end to end, in subprocesses, as a user runs it (offline, tiny model, real video)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.video_factory import make_test_video
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_cli(*args: str, stdin: str | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", *args],
+        input=stdin, capture_output=True, text=True, timeout=timeout, env=env, cwd=ROOT,
+    )
+
+
+@pytest.fixture(scope="module")
+def video(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_test_video(tmp_path_factory.mktemp("cli") / "clip.mp4", seconds=6, fps=10, size=(160, 120))
+
+
+@pytest.fixture(scope="module")
+def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("cli") / "tiny"
+    result = run_cli("make-tiny", str(out))
+    assert result.returncode == 0, result.stderr
+    assert "random-weight" in result.stdout
+    return out
+
+
+@pytest.mark.timeout(180)
+def test_ask_json(video: Path, tiny_dir: Path) -> None:
+    result = run_cli("ask", str(video), "--model", str(tiny_dir), "--question", "What happens?", "--json",
+                     "--fps", "2", "--max-new-tokens", "5")
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert isinstance(data["answer"], str)
+    assert data["frames_ingested"] == 12  # 6 s at 2 fps
+    assert data["memory"]["device_tokens"] > 0 and data["memory"]["device_bytes"] > 0
+    assert 0 <= data["timing"]["ttft_s"] <= data["timing"]["total_s"]
+    assert data["frames_covered"] == [0.0, 5.5]
+
+
+@pytest.mark.timeout(180)
+def test_ask_at_covers_only_frames_up_to_that_time(video: Path, tiny_dir: Path) -> None:
+    result = run_cli("ask", str(video), "--model", str(tiny_dir), "-q", "What happens?", "--at", "2.2",
+                     "--fps", "2", "--json", "--max-new-tokens", "3")
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["question_time"] == 2.2
+    assert data["frames_covered"] == [0.0, 2.0]
+    assert data["frames_ingested"] == 5
+
+
+@pytest.mark.timeout(180)
+def test_watch_answers_questions_from_stdin(video: Path, tiny_dir: Path) -> None:
+    result = run_cli("watch", str(video), "--model", str(tiny_dir), "--json", "--fps", "2",
+                     "--max-new-tokens", "3", stdin="What happens?\n\nAnd now?\n")
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    answers = [line for line in lines if "answer" in line]
+    assert [a["question"] for a in answers] == ["What happens?", "And now?"]
+    assert lines[-1]["session"]["frames_ingested"] >= 0
+
+
+def _assert_user_error(result: subprocess.CompletedProcess, *words: str) -> None:
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    message = result.stderr.strip()
+    assert "Traceback" not in message
+    assert message.startswith("error: ")
+    assert len(message.splitlines()) == 1, message
+    for word in words:
+        assert word in message, message
+
+
+@pytest.mark.timeout(120)
+def test_bad_inputs_are_one_line_errors(video: Path, tiny_dir: Path, tmp_path: Path) -> None:
+    model = ["--model", str(tiny_dir)]
+    _assert_user_error(run_cli("ask", str(tmp_path / "nope.mp4"), *model, "-q", "hi"), "not found")
+    text_file = tmp_path / "notes.mp4"
+    text_file.write_text("this is not a video\n" * 50)
+    _assert_user_error(run_cli("ask", str(text_file), *model, "-q", "hi"), "notes.mp4")
+    _assert_user_error(run_cli("ask", str(video), *model, "-q", "   "), "empty")
+    _assert_user_error(run_cli("ask", str(video), *model, "-q", "word " * 3000), "tokens")
+    _assert_user_error(run_cli("ask", str(video), "--model", str(tmp_path / "missing"), "-q", "hi"), "make-tiny")
+    _assert_user_error(run_cli("ask", str(video), "--model", "Qwen/Qwen2.5-VL-3B-Instruct", "-q", "hi"), "make-tiny")
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "config.json").write_text('{"model_type": "bert"}')
+    _assert_user_error(run_cli("ask", str(video), "--model", str(tmp_path / "other"), "-q", "hi"), "qwen2_5_vl")
+    _assert_user_error(run_cli("ask", "http://127.0.0.1:9/dead.ts", *model, "-q", "hi"), "127.0.0.1:9")
+    _assert_user_error(run_cli("ask", str(video), *model, "-q", "hi", "--fps", "0"), "fps")
+
+
+def test_listing_commands() -> None:
+    assert "qwen2_5_vl" in run_cli("models").stdout
+    assert "sink_window" in run_cli("policies").stdout
