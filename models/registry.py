@@ -83,7 +83,9 @@ def read_model_type(name: str, local_files_only: bool) -> str:
         except (json.JSONDecodeError, KeyError) as error:
             raise ModelLoadError(f"{config_file} is not a transformers config (no model_type)") from error
     if name.startswith((".", "/", "~")) or os.sep in name.strip("/").replace("/", "", 1):
-        raise ModelLoadError(f"model folder not found: {name}: check the path, or make one with `streamvqa make-tiny DIR`")
+        raise ModelLoadError(
+            f"model folder not found: {name}: check the path, or make one with `streamvqa make-tiny DIR`"
+        )
     from transformers import AutoConfig
 
     if not local_files_only and not _is_cached(name) and not hub_reachable():

@@ -96,7 +96,19 @@ def config_from_args(args: argparse.Namespace) -> StreamConfig:
 
 
 def _source_spec(text: str) -> str | int:
-    return int(text) if text.isdigit() else text
+    """The source argument as ``open_source`` takes it; a local path is checked at once.
+
+    Checking a missing or empty file before the model loads gives the user the error in a second
+    rather than after a multi-gigabyte load.
+    """
+    from pipeline.sources.specs import camera_index, check_video_path, is_stdin, url_scheme
+
+    index = camera_index(text)
+    if index is not None:
+        return index
+    if not is_stdin(text) and url_scheme(text) is None:
+        check_video_path(text)
+    return text
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
@@ -107,9 +119,10 @@ def cmd_ask(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     if not args.question.strip():
         raise UserInputError("the question is empty: pass --question 'What happens?'")
+    spec = _source_spec(args.video)
     qa = VideoQA.from_pretrained(config=config)
     with qa.session() as session:
-        source = session.watch(_source_spec(args.video))
+        source = session.watch(spec)
         total = source.describe().get("frames")
         with tqdm(total=total, unit="frame", desc="ingest", disable=None, file=sys.stderr) as bar:
             for frame in source:
@@ -130,6 +143,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
     from pipeline.videoqa import VideoQA
 
     config = config_from_args(args)
+    spec = _source_spec(args.source)
     qa = VideoQA.from_pretrained(config=config)
     questions: queue.Queue[str | None] = queue.Queue()
 
@@ -140,7 +154,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
 
     threading.Thread(target=read_stdin, name="stdin-reader", daemon=True).start()
     with qa.session() as session:
-        source = session.watch(_source_spec(args.source))
+        source = session.watch(spec)
         stdin_open = True
         while stdin_open:
             try:
@@ -233,7 +247,16 @@ COMMANDS = {
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    level = logging.getLevelName(args.log_level.upper())
+    if not isinstance(level, int):
+        print(f"error: unknown --log-level {args.log_level!r}: use DEBUG, INFO, WARNING or ERROR", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    if level > logging.INFO:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+        hf_logging.set_verbosity_error()
     try:
         return COMMANDS[args.command](args)
     except UserInputError as error:

@@ -18,6 +18,7 @@ A session is not thread-safe; the real-time engine serialises access to it.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -99,12 +100,21 @@ class StreamSession:
         """
         if isinstance(source, (str, int)):
             cfg = self.config.source
-            source = open_source(source, fps=cfg.fps, start=cfg.start, end=cfg.end, realtime=cfg.realtime)
+            # local files decode straight to the model's frame size; other sources are resized in encode()
+            size = self._decode_size if isinstance(source, str) and os.path.isfile(source) else None
+            source = open_source(
+                source, fps=cfg.fps, start=cfg.start, end=cfg.end, realtime=cfg.realtime, size=size
+            )
         self.detach()
         self._source = source
         self._source_iter = iter(source)
         self.source_end_reason = None
         return source
+
+    def _decode_size(self, width: int, height: int) -> tuple[int, int]:
+        """``(width, height)`` the model wants for frames of a ``width`` x ``height`` video."""
+        out_height, out_width = self.model.frame_size(height, width)
+        return out_width, out_height
 
     def detach(self) -> None:
         """Close and forget the attached source (memory is kept)."""

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.video_factory import make_test_video
+from tests.video_factory import free_port, make_audio_only, make_test_video
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -50,12 +50,20 @@ def test_ask_json(video: Path, tiny_dir: Path) -> None:
     assert data["frames_covered"] == [0.0, 5.5]
 
 
-@pytest.mark.timeout(180)
-def test_ask_at_covers_only_frames_up_to_that_time(video: Path, tiny_dir: Path) -> None:
-    result = run_cli("ask", str(video), "--model", str(tiny_dir), "-q", "What happens?", "--at", "2.2",
-                     "--fps", "2", "--json", "--max-new-tokens", "3")
-    assert result.returncode == 0, result.stderr
-    data = json.loads(result.stdout)
+def run_main(capfd: pytest.CaptureFixture, *args: str) -> tuple[int, str, str]:
+    """The CLI in this process (no 7 s interpreter start), capturing fd-level output too."""
+    from pipeline.cli import main
+
+    code = main(list(args))
+    out, err = capfd.readouterr()
+    return code, out, err
+
+
+def test_ask_at_covers_only_frames_up_to_that_time(video: Path, tiny_dir: Path, capfd) -> None:
+    code, out, err = run_main(capfd, "ask", str(video), "--model", str(tiny_dir), "-q", "What happens?",
+                              "--at", "2.2", "--fps", "2", "--json", "--max-new-tokens", "3")
+    assert code == 0, err
+    data = json.loads(out)
     assert data["question_time"] == 2.2
     assert data["frames_covered"] == [0.0, 2.0]
     assert data["frames_ingested"] == 5
@@ -72,34 +80,48 @@ def test_watch_answers_questions_from_stdin(video: Path, tiny_dir: Path) -> None
     assert lines[-1]["session"]["frames_ingested"] >= 0
 
 
-def _assert_user_error(result: subprocess.CompletedProcess, *words: str) -> None:
-    assert result.returncode == 2, (result.stdout, result.stderr)
-    message = result.stderr.strip()
+def _assert_one_line_error(code: int, err: str, *words: str) -> None:
+    assert code == 2, err
+    message = err.strip()
     assert "Traceback" not in message
-    assert message.startswith("error: ")
+    assert message.startswith("error: "), message
     assert len(message.splitlines()) == 1, message
     for word in words:
         assert word in message, message
 
 
+@pytest.mark.timeout(60)
+def test_user_error_in_a_real_process(tmp_path: Path) -> None:
+    result = run_cli("ask", str(tmp_path / "nope.mp4"), "-q", "hi")  # default hub model: never loaded
+    _assert_one_line_error(result.returncode, result.stderr, "not found", "nope.mp4")
+
+
 @pytest.mark.timeout(120)
-def test_bad_inputs_are_one_line_errors(video: Path, tiny_dir: Path, tmp_path: Path) -> None:
+def test_bad_inputs_are_one_line_errors(video: Path, tiny_dir: Path, tmp_path: Path, capfd, monkeypatch) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     model = ["--model", str(tiny_dir)]
-    _assert_user_error(run_cli("ask", str(tmp_path / "nope.mp4"), *model, "-q", "hi"), "not found")
+
+    def check(*args: str, words: tuple[str, ...]) -> None:
+        _assert_one_line_error(*run_main(capfd, *args)[::2], *words)
+
+    check("ask", str(tmp_path), *model, "-q", "hi", words=("directory",))
     text_file = tmp_path / "notes.mp4"
     text_file.write_text("this is not a video\n" * 50)
-    _assert_user_error(run_cli("ask", str(text_file), *model, "-q", "hi"), "notes.mp4")
-    _assert_user_error(run_cli("ask", str(video), *model, "-q", "   "), "empty")
-    _assert_user_error(run_cli("ask", str(video), *model, "-q", "word " * 3000), "tokens")
-    _assert_user_error(run_cli("ask", str(video), "--model", str(tmp_path / "missing"), "-q", "hi"), "make-tiny")
-    _assert_user_error(run_cli("ask", str(video), "--model", "Qwen/Qwen2.5-VL-3B-Instruct", "-q", "hi"), "make-tiny")
+    check("ask", str(text_file), *model, "-q", "hi", words=("notes.mp4", "ffmpeg"))
+    audio = make_audio_only(tmp_path / "sound.m4a")
+    check("ask", str(audio), *model, "-q", "hi", words=("no video stream",))
+    check("ask", str(video), *model, "-q", "   ", words=("empty",))
+    check("ask", str(video), *model, "-q", "word " * 3000, words=("tokens", "shorten"))
+    check("ask", str(video), "--model", str(tmp_path / "missing"), "-q", "hi", words=("make-tiny",))
+    check("ask", str(video), "--model", "Qwen/Qwen2.5-VL-3B-Instruct", "-q", "hi", words=("make-tiny", "Hub"))
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / "config.json").write_text('{"model_type": "bert"}')
-    _assert_user_error(run_cli("ask", str(video), "--model", str(tmp_path / "other"), "-q", "hi"), "qwen2_5_vl")
-    _assert_user_error(run_cli("ask", "http://127.0.0.1:9/dead.ts", *model, "-q", "hi"), "127.0.0.1:9")
-    _assert_user_error(run_cli("ask", str(video), *model, "-q", "hi", "--fps", "0"), "fps")
+    check("ask", str(video), "--model", str(tmp_path / "other"), "-q", "hi", words=("bert", "qwen2_5_vl"))
+    check("ask", f"http://127.0.0.1:{free_port()}/dead.ts", *model, "-q", "hi", words=("127.0.0.1",))
+    check("ask", str(video), *model, "-q", "hi", "--fps", "0", words=("fps",))
+    check("ask", str(video), *model, "-q", "hi", "--policy", "magic", words=("magic", "sink_window"))
 
 
-def test_listing_commands() -> None:
-    assert "qwen2_5_vl" in run_cli("models").stdout
-    assert "sink_window" in run_cli("policies").stdout
+def test_listing_commands(capfd) -> None:
+    assert "qwen2_5_vl" in run_main(capfd, "models")[1]
+    assert "sink_window" in run_main(capfd, "policies")[1]

@@ -45,7 +45,10 @@ def _scripted_loop(sequence: list[int], sampling: SamplingParams, stop_ids: set[
     def step(_: int) -> torch.Tensor:
         return one_hot(next(step_logits))
 
-    return list(decode_loop(one_hot(sequence[0]), step, lambda ids: "".join(chr(97 + i) for i in ids), stop_ids, sampling))
+    def letters(ids: list[int]) -> str:
+        return "".join(chr(97 + i) for i in ids)
+
+    return list(decode_loop(one_hot(sequence[0]), step, letters, stop_ids, sampling))
 
 
 def test_stop_token_ends_generation_and_is_not_shown() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+
 from memory.bank import MemoryBank
 from memory.blocks import Block, BlockKind
 from memory.policies import SinkWindow
@@ -63,7 +64,10 @@ def test_evicted_cache_equals_masked_full_attention(tiny_models, family) -> None
     chunk_start = [header + c * per_chunk for c in range(n_chunks)]
     visible = torch.ones(length, length, dtype=torch.bool).tril()
     for c in range(n_chunks + 1):  # c == n_chunks: the question rows
-        rows = slice(chunk_start[c], chunk_start[c] + per_chunk) if c < n_chunks else slice(length - len(question), length)
+        if c < n_chunks:
+            rows = slice(chunk_start[c], chunk_start[c] + per_chunk)
+        else:
+            rows = slice(length - len(question), length)
         first_resident = max(0, c - (window_chunks - 1)) if c < n_chunks else n_chunks - window_chunks
         for old in range(first_resident):
             visible[rows, chunk_start[old] : chunk_start[old] + per_chunk] = False

@@ -107,7 +107,10 @@ def run_raw(model, frames: list[np.ndarray], stamps: list[float], frames_per_cal
             [chunk_positions(cursor, hw, stamps[k + 2 * c], model.tokens_per_second) for c in range(n_chunks)], dim=1
         )
         model.language_model(
-            inputs_embeds=merged.unsqueeze(0), position_ids=positions.unsqueeze(1), past_key_values=cache, use_cache=True
+            inputs_embeds=merged.unsqueeze(0),
+            position_ids=positions.unsqueeze(1),
+            past_key_values=cache,
+            use_cache=True,
         )
     return time.perf_counter() - start
 
