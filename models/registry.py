@@ -142,6 +142,8 @@ def load_model(
     local_files_only: bool = False,
 ) -> VideoLM:
     """Load the checkpoint ``name`` (hub id or folder) as a :class:`VideoLM`."""
+    if not local_files_only and not Path(name).is_dir() and not hub_reachable():
+        local_files_only = True  # a cached hub id: load it from the cache without waiting on retries
     model_type = read_model_type(name, local_files_only)
     torch_device = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, torch_device)

@@ -60,6 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
     tiny = sub.add_parser("make-tiny", help="write a tiny random-weight checkpoint (offline tests and demos)")
     tiny.add_argument("out_dir")
     tiny.add_argument("--family", default="qwen2_5_vl", help="model_type of the architecture")
+    tiny.add_argument("--size", default="tiny", choices=["tiny", "small"],
+                      help="tiny: ~0.2M parameters for tests; small: ~220M for CPU throughput runs")
 
     sub.add_parser("models", help="list supported model families")
     sub.add_parser("policies", help="list memory policies")
@@ -215,8 +217,8 @@ def _answer_line(session: Any, question: str, as_json: bool) -> None:
 def cmd_make_tiny(args: argparse.Namespace) -> int:
     from models.registry import make_tiny
 
-    out = make_tiny(args.out_dir, args.family)
-    print(f"wrote a tiny random-weight {args.family} checkpoint to {out} (answers from it are noise)")
+    out = make_tiny(args.out_dir, args.family, args.size)
+    print(f"wrote a {args.size} random-weight {args.family} checkpoint to {out} (answers from it are noise)")
     return 0
 
 
