@@ -94,8 +94,10 @@ class VideoLM(Protocol):
         """Prefill the stream header (system prompt, start of the user turn); returns its token count."""
         ...
 
-    def encode(self, frames: Sequence[np.ndarray], timestamps: Sequence[float]) -> list[VisualChunk]:
-        """Vision tower + projector on ``(H, W, 3)`` uint8 frames at the stream's frame size.
+    def encode(
+        self, frames: Sequence[np.ndarray], timestamps: Sequence[float], size: tuple[int, int] | None = None
+    ) -> list[VisualChunk]:
+        """Vision tower + projector on ``(H, W, 3)`` uint8 frames, resized to ``size`` ``(h, w)``.
 
         ``len(frames)`` may be any positive number; the last chunk is padded by repeating its last
         frame (the padding's timestamps are not reported).

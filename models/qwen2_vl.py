@@ -165,11 +165,17 @@ class QwenVL:
         return len(ids)
 
     @torch.inference_mode()
-    def encode(self, frames: Sequence[np.ndarray], timestamps: Sequence[float]) -> list[VisualChunk]:
-        """Vision tower + merger on frames ``(H, W, 3)`` uint8; returns one chunk per temporal patch."""
+    def encode(
+        self, frames: Sequence[np.ndarray], timestamps: Sequence[float], size: tuple[int, int] | None = None
+    ) -> list[VisualChunk]:
+        """Vision tower + merger on frames ``(H, W, 3)`` uint8; returns one chunk per temporal patch.
+
+        Frames are resized to ``size`` ``(h, w)`` (default: ``frame_size`` of the first frame) unless
+        they already have it; the stream's size should be pinned by the caller.
+        """
         if not frames:
             return []
-        height, width = self.frame_size(*frames[0].shape[:2])
+        height, width = size or self.frame_size(*frames[0].shape[:2])
         batch = np.stack([_resized(f, height, width) for f in frames])
         pixels, n_chunks, grid_h, grid_w = patchify_frames(
             batch, self.image_mean, self.image_std, self.patch_size, self.merge_size, self.frames_per_chunk

@@ -75,6 +75,8 @@ class StreamSession:
         self._source: FrameSource | None = None
         self._source_iter: Iterator[Frame] | None = None
         self._lookahead: Frame | None = None
+        self._source_offset: float | None = 0.0  # added to source timestamps; None: set at its first frame
+        self._frame_hw: tuple[int, int] | None = None  # pinned by the first frame: one grid per stream
         self.source_end_reason: str | None = None
         self._open_answer: AnswerStream | None = None
         self._batch_frames = model.frames_per_chunk * config.ingest.chunks_per_forward
@@ -109,11 +111,22 @@ class StreamSession:
         self._source = source
         self._source_iter = iter(source)
         self.source_end_reason = None
+        # a second source (a reconnect, the next file) continues the session clock instead of restarting it
+        self._source_offset = 0.0 if self._last_timestamp is None else None
         return source
+
+    def _on_session_clock(self, frame: Frame) -> Frame:
+        if self._source_offset is None:
+            assert self._last_timestamp is not None
+            gap = 1.0 / self.config.source.fps if self.config.source.fps else 1e-3
+            self._source_offset = max(0.0, self._last_timestamp + gap - frame.timestamp)
+        if self._source_offset:
+            return Frame(frame.index, frame.timestamp + self._source_offset, frame.rgb)
+        return frame
 
     def _decode_size(self, width: int, height: int) -> tuple[int, int]:
         """``(width, height)`` the model wants for frames of a ``width`` x ``height`` video."""
-        out_height, out_width = self.model.frame_size(height, width)
+        out_height, out_width = self._frame_hw or self.model.frame_size(height, width)
         return out_width, out_height
 
     def detach(self) -> None:
@@ -135,8 +148,10 @@ class StreamSession:
         taken = 0
         try:
             while max_frames is None or taken < max_frames:
-                frame = self._lookahead if self._lookahead is not None else next(self._source_iter)
-                self._lookahead = None
+                if self._lookahead is not None:
+                    frame, self._lookahead = self._lookahead, None
+                else:
+                    frame = self._on_session_clock(next(self._source_iter))
                 if until is not None and frame.timestamp > until:
                     self._lookahead = frame
                     break
@@ -180,9 +195,14 @@ class StreamSession:
             self._ingest_frames(batch)
         self._buffer = self._buffer[complete:]
 
+    def _encode(self, frames: list[Frame]) -> list:
+        if self._frame_hw is None:
+            self._frame_hw = self.model.frame_size(frames[0].height, frames[0].width)
+        return self.model.encode([f.rgb for f in frames], [f.timestamp for f in frames], self._frame_hw)
+
     def _ingest_frames(self, frames: list[Frame]) -> None:
         t0 = time.perf_counter()
-        chunks = self.model.encode([f.rgb for f in frames], [f.timestamp for f in frames])
+        chunks = self._encode(frames)
         t1 = time.perf_counter()
         self.bank.make_room(sum(c.n_tokens for c in chunks), len(frames))
         self.model.prefill(chunks, self.bank.cache, self.cursor)
@@ -324,8 +344,7 @@ class AnswerStream:
         cursor = session.cursor.copy()
         try:
             if self._pending:
-                chunks = session.model.encode([f.rgb for f in self._pending], [f.timestamp for f in self._pending])
-                session.model.prefill(chunks, cache, cursor)
+                session.model.prefill(session._encode(self._pending), cache, cursor)
             for piece in session.model.answer(self.question, cache, cursor, self._sampling):
                 if piece.text and self._first_text_at is None:
                     self._first_text_at = time.perf_counter()

@@ -152,3 +152,24 @@ class _ListSource:
 
     def close(self) -> None:
         self.end_reason = "closed"
+
+
+def test_a_second_source_continues_the_session_clock(tiny_models) -> None:
+    """Re-watching (a reconnect, the next file) keeps time moving forward instead of failing."""
+    session = new_session(tiny_models["qwen2_5_vl"])
+    session.watch(_ListSource(frames_at(1.0, 4)))
+    session.ingest()
+    session.watch(_ListSource(frames_at(1.0, 4)))  # timestamps restart at 0 in the new source
+    session.ingest()
+    answer = session.ask("What happens?")
+    assert answer.frames_ingested == 8
+    assert answer.frames_covered == (0.0, 7.0)
+
+
+def test_frame_size_is_pinned_by_the_first_frame(tiny_models) -> None:
+    session = new_session(tiny_models["qwen2_5_vl"])
+    session.feed(frames_at(1.0, 8))
+    bigger = [Frame(8 + i, 8.0 + i, np.zeros((112, 168, 3), np.uint8)) for i in range(8)]
+    session.feed(bigger)  # a camera that changed resolution: resized to the stream's grid
+    per_chunk = [b.n_tokens for b in session.bank.blocks if b.n_frames]
+    assert len(per_chunk) == 8 and len(set(per_chunk)) == 1
