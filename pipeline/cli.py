@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from pipeline.config import DEFAULT_MODEL_ID, StreamConfig
-from pipeline.errors import UserInputError
+from pipeline.errors import SourceError, UserInputError
 
 logger = logging.getLogger("streamvqa")
 
@@ -127,9 +127,13 @@ def cmd_ask(args: argparse.Namespace) -> int:
         source = session.watch(spec)
         total = source.describe().get("frames")
         with tqdm(total=total, unit="frame", desc="ingest", disable=None, file=sys.stderr) as bar:
-            for frame in source:
-                session.feed([frame])
-                bar.update(1)
+            try:
+                while taken := session.ingest_step():
+                    bar.update(taken)
+            except SourceError as error:
+                if not session.counters.frames_ingested and not session.stats()["buffered_frames"]:
+                    raise
+                print(f"warning: {error}; answering from the frames read before it", file=sys.stderr)
         answer = session.ask(args.question, at=args.at)
         result = answer.to_dict()
         result["model"] = config.model.model
