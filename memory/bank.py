@@ -1,4 +1,17 @@
-"""The per-stream memory: a streaming KV cache plus the block ledger and the policy that bounds it."""
+"""The per-stream memory: sinks, a short-term window at full precision, a budgeted long-term store.
+
+Tiers, by logical token index (the order tokens were seen):
+
+* **sinks**: the stream header (system prompt, start of the user turn); never evicted;
+* **short-term**: the tokens of the most recent ``window_frames`` frames; never compressed;
+* **long-term**: tokens of older frames, kept within ``budget_tokens`` per KV head and layer by the
+  policy's scores (a policy with no long-term memory, like ``sink_window``, keeps none).
+
+The model writes tokens into ``bank.cache`` during a forward call and tells the bank with
+:meth:`record`; the bank frees space with :meth:`make_room` *before* the next write, never during a
+forward call. Long-term selection may differ per layer and per KV head; the number kept is the same
+in every head and layer (masks are built from layer 0).
+"""
 
 from __future__ import annotations
 
@@ -8,89 +21,209 @@ from dataclasses import dataclass
 import torch
 
 from memory.blocks import Block, BlockKind
+from memory.candidates import Candidates
 from memory.policies.base import Policy
 from memory.streaming_cache import StreamingCache
 
 logger = logging.getLogger(__name__)
 
 
+@dataclass
+class FrameSpan:
+    """One visual chunk's place in the logical sequence and what is left of it.
+
+    Attributes:
+        block: the chunk as recorded (timestamps, token count at write time).
+        start: logical index of its first token (``start + block.n_tokens`` is one past its last).
+        kept: tokens still resident, averaged over layers and KV heads.
+    """
+
+    block: Block
+    start: int
+    kept: float
+
+    @property
+    def end(self) -> int:
+        return self.start + self.block.n_tokens
+
+
 @dataclass(frozen=True)
 class MemoryStats:
-    """What the memory holds now and what it has let go (JSON-friendly via ``as_dict``)."""
+    """What the memory holds now and what it has let go (JSON-friendly via ``as_dict``).
+
+    Token counts are per KV head and layer (the same everywhere); bytes cover all layers and heads.
+    """
 
     device_tokens: int
     device_bytes: int
     logical_tokens: int
-    resident_frames: int
     sink_tokens: int
-    evicted_blocks: int
+    short_term_tokens: int
+    short_term_frames: int
+    long_term_tokens: int
+    long_term_frames: int
+    resident_frames: int
     evicted_frames: int
     evicted_tokens: int
+    compression_ratio: float
     policy: str
+    window_frames: int | None
+    budget_tokens: int | None
 
-    def as_dict(self) -> dict[str, int | str]:
+    def as_dict(self) -> dict[str, int | float | str | None]:
         return dict(self.__dict__)
 
 
 class MemoryBank:
     """Owns one stream's :class:`StreamingCache` and keeps it within the policy's bounds.
 
-    The model writes tokens into ``bank.cache`` during a forward call; the bank is told what was
-    written with :meth:`record` and frees space with :meth:`make_room` *before* the next write, never
-    during a forward call.
+    Args:
+        num_layers: decoder layers of the language model.
+        policy: scores long-term tokens (see ``memory/policies``).
+        window_frames: frames in the short-term window (None: unbounded, nothing is ever evicted).
+        budget_tokens: long-term tokens kept per KV head and layer (None: unbounded).
     """
 
-    def __init__(self, num_layers: int, policy: Policy) -> None:
+    def __init__(
+        self,
+        num_layers: int,
+        policy: Policy,
+        window_frames: int | None = None,
+        budget_tokens: int | None = None,
+    ) -> None:
+        if window_frames is not None and window_frames < 1:
+            raise ValueError(f"window_frames must be >= 1 or None, got {window_frames}")
+        if budget_tokens is not None and budget_tokens < 0:
+            raise ValueError(f"budget_tokens must be >= 0 or None, got {budget_tokens}")
         self.cache = StreamingCache(num_layers)
         self.policy = policy
-        self.blocks: list[Block] = []
-        self._evicted_blocks = 0
+        self.window_frames = window_frames
+        self.budget_tokens = policy.long_term_budget(budget_tokens)
+        self.sink_tokens = 0
+        self.spans: list[FrameSpan] = []  # resident chunks, oldest first
+        self._recorded_end = 0  # logical index just past the last recorded block
+        self._visual_tokens_seen = 0
         self._evicted_frames = 0
-        self._evicted_tokens = 0
-
-    def record(self, block: Block) -> None:
-        """Register ``block.n_tokens`` tokens that were just appended to the cache."""
-        self.blocks.append(block)
-
-    def make_room(self, incoming_tokens: int, incoming_frames: int) -> None:
-        """Evict what the policy drops so that the next write of ``incoming_tokens`` fits."""
-        keep = self.policy.blocks_to_keep(self.blocks, incoming_tokens, incoming_frames)
-        if len(keep) == len(self.blocks):
-            return
-        keep_set = set(keep)
-        token_index: list[torch.Tensor] = []
-        start = 0
-        kept_blocks: list[Block] = []
-        for i, block in enumerate(self.blocks):
-            if i in keep_set:
-                token_index.append(torch.arange(start, start + block.n_tokens))
-                kept_blocks.append(block)
-            else:
-                if block.kind is BlockKind.SINK:
-                    raise RuntimeError(f"policy {self.policy.name} tried to evict a sink block")
-                self._evicted_blocks += 1
-                self._evicted_frames += block.n_frames
-                self._evicted_tokens += block.n_tokens
-            start += block.n_tokens
-        index = torch.cat(token_index) if token_index else torch.zeros(0, dtype=torch.long)
-        self.cache.keep(index)
-        self.blocks = kept_blocks
-        logger.debug("evicted down to %d blocks (%d tokens)", len(self.blocks), self.cache.physical_length)
+        self._frames_seen = 0
 
     @property
+    def blocks(self) -> list[Block]:
+        """Resident chunks' blocks, oldest first (sinks excluded)."""
+        return [span.block for span in self.spans]
+
+    def record(self, block: Block) -> None:
+        """Register the next ``block.n_tokens`` tokens written to the cache (blocks in write order)."""
+        start = self._recorded_end
+        self._recorded_end += block.n_tokens
+        if self._recorded_end > self.cache.logical_length:
+            raise RuntimeError("recorded more tokens than the cache has seen")
+        if block.kind is BlockKind.SINK:
+            if self._visual_tokens_seen:
+                raise RuntimeError("sink tokens must come before every frame")
+            self.sink_tokens += block.n_tokens
+            return
+        self.spans.append(FrameSpan(block, start, float(block.n_tokens)))
+        self._visual_tokens_seen += block.n_tokens
+        self._frames_seen += block.n_frames
+
+    # ----------------------------------------------------------------------------------- eviction
+    def make_room(self, incoming_tokens: int, incoming_frames: int) -> None:
+        """Evict so that after writing ``incoming_frames`` new frames the tiers are within bounds."""
+        if self.window_frames is None or self.budget_tokens is None or not self.spans:
+            return
+        boundary = self._short_term_start(self.window_frames - incoming_frames)
+        origin0 = self.cache.layers[0].origin()[0]
+        is_long = (origin0 >= self.sink_tokens) & (origin0 < boundary)
+        if int(is_long.sum()) <= self.budget_tokens:
+            return
+        if self.budget_tokens == 0:  # no long-term memory: one index for every layer and head
+            self.cache.keep((~is_long).nonzero().squeeze(1))
+        else:
+            self._keep_best(boundary, self.budget_tokens)
+        self._refresh_spans()
+
+    def _short_term_start(self, frames_in_window: int) -> int:
+        """Logical index where the short-term window starts if it holds ``frames_in_window`` frames."""
+        frames = 0
+        start = self.cache.logical_length
+        for span in reversed(self.spans):
+            if frames + span.block.n_frames > max(frames_in_window, 0):
+                break
+            frames += span.block.n_frames
+            start = span.start
+        return start
+
+    def _keep_best(self, boundary: int, budget: int) -> None:
+        """Per layer and head: sinks + the ``budget`` best-scored long-term tokens + the window."""
+        candidates = Candidates(self.spans, self.sink_tokens, boundary)
+        indices = []
+        for layer_idx, layer in enumerate(self.cache.layers):
+            origin = layer.origin()  # (H, N)
+            is_long = (origin >= self.sink_tokens) & (origin < boundary)
+            n_sink = int((origin[0] < self.sink_tokens).sum())
+            n_long = int(is_long[0].sum())
+            long_slice = slice(n_sink, n_sink + n_long)  # long-term slots are contiguous in every head
+            keys = layer.keys[0, :, long_slice]
+            values = layer.values[0, :, long_slice]
+            scores = self.policy.score_layer(layer_idx, keys, values, origin[:, long_slice], candidates)
+            best = scores.topk(min(budget, n_long), dim=-1).indices.sort(dim=-1).values + n_sink
+            heads = origin.shape[0]
+            sinks = torch.arange(n_sink, device=best.device).expand(heads, -1)
+            window = torch.arange(n_sink + n_long, origin.shape[1], device=best.device).expand(heads, -1)
+            indices.append(torch.cat([sinks, best, window], dim=1))
+        self.cache.keep_per_layer(indices)
+
+    def _refresh_spans(self) -> None:
+        """Recount what is left of each span (mean over layers and heads); forget empty spans."""
+        starts = torch.tensor([span.start for span in self.spans])
+        counts = torch.zeros(len(self.spans))
+        slots = 0
+        for layer in self.cache.layers:
+            origin = layer.origin()
+            slots += origin.shape[0]
+            visual = origin[origin >= self.sink_tokens].cpu()
+            span_index = torch.searchsorted(starts, visual, right=True) - 1
+            counts += torch.bincount(span_index, minlength=len(self.spans)).float()
+        kept_spans = []
+        for span, count in zip(self.spans, (counts / slots).tolist()):
+            span.kept = count
+            if count > 0:
+                kept_spans.append(span)
+            else:
+                self._evicted_frames += span.block.n_frames
+        self.spans = kept_spans
+
+    # ------------------------------------------------------------------------------------- views
+    @property
     def resident_frame_timestamps(self) -> list[float]:
-        """Timestamps of the real frames whose tokens are resident, oldest first."""
-        return [t for block in self.blocks for t in block.frame_timestamps]
+        """Timestamps of the frames that still have tokens in memory, oldest first."""
+        return [t for span in self.spans for t in span.block.frame_timestamps]
+
+    def kept_per_frame(self) -> list[tuple[float, float]]:
+        """``(first timestamp of the chunk, fraction of its tokens still resident)`` per resident chunk."""
+        return [(span.block.frame_timestamps[0], span.kept / span.block.n_tokens) for span in self.spans]
 
     def stats(self) -> MemoryStats:
+        window_start = self._short_term_start(self.window_frames) if self.window_frames else 0
+        short = [s for s in self.spans if s.start >= window_start]
+        long = [s for s in self.spans if s.start < window_start]
+        device_tokens = self.cache.physical_length
+        short_tokens = sum(s.block.n_tokens for s in short)
+        resident_visual = device_tokens - self.sink_tokens
         return MemoryStats(
-            device_tokens=self.cache.physical_length,
+            device_tokens=device_tokens,
             device_bytes=self.cache.nbytes(),
             logical_tokens=self.cache.logical_length,
-            resident_frames=sum(b.n_frames for b in self.blocks),
-            sink_tokens=sum(b.n_tokens for b in self.blocks if b.kind is BlockKind.SINK),
-            evicted_blocks=self._evicted_blocks,
+            sink_tokens=self.sink_tokens,
+            short_term_tokens=short_tokens,
+            short_term_frames=sum(s.block.n_frames for s in short),
+            long_term_tokens=max(0, resident_visual - short_tokens),
+            long_term_frames=sum(s.block.n_frames for s in long),
+            resident_frames=sum(s.block.n_frames for s in self.spans),
             evicted_frames=self._evicted_frames,
-            evicted_tokens=self._evicted_tokens,
+            evicted_tokens=self._visual_tokens_seen - resident_visual,
+            compression_ratio=round(self.cache.logical_length / device_tokens, 3) if device_tokens else 1.0,
             policy=self.policy.name,
+            window_frames=self.window_frames,
+            budget_tokens=self.budget_tokens,
         )

@@ -34,6 +34,9 @@ class StreamingLayer(CacheLayerMixin):
     def __init__(self) -> None:
         super().__init__()
         self.logical_length = 0
+        # Logical index of each physical slot, per KV head, for the slots up to the last compaction.
+        # Slots appended since then are contiguous and implicit (no work on the per-token hot path).
+        self._compacted_origin: torch.Tensor | None = None  # (H, P) long
 
     def lazy_initialization(self, key_states: torch.Tensor, value_states: torch.Tensor) -> None:
         self.dtype, self.device = key_states.dtype, key_states.device
@@ -66,19 +69,44 @@ class StreamingLayer(CacheLayerMixin):
     def get_max_length(self) -> int:
         return -1
 
+    def origin(self) -> torch.Tensor:
+        """``(H, physical)`` long: the logical index of every physical slot, per KV head."""
+        if not self.is_initialized:
+            return torch.zeros((0, 0), dtype=torch.long)
+        heads, physical = self.keys.shape[1], self.physical_length
+        prefix = self._compacted_origin
+        done = 0 if prefix is None else prefix.shape[1]
+        tail = torch.arange(self.logical_length - (physical - done), self.logical_length, device=self.keys.device)
+        tail = tail.unsqueeze(0).expand(heads, -1)
+        return tail if prefix is None else torch.cat([prefix, tail], dim=1)
+
     def keep(self, index: torch.Tensor) -> None:
-        """Keep only the physical tokens at ``index`` (1-D, sorted), in every head."""
+        """Keep the physical slots at ``index``: 1-D ``(N,)`` for every head, or ``(H, N)`` per head.
+
+        Indices must be ascending within each head so that logical order is preserved.
+        """
         if not self.is_initialized:
             return
         index = index.to(self.keys.device)
-        self.keys = self.keys.index_select(-2, index)
-        self.values = self.values.index_select(-2, index)
+        origin = self.origin()
+        if index.ndim == 1:
+            self.keys = self.keys.index_select(-2, index)
+            self.values = self.values.index_select(-2, index)
+            self._compacted_origin = origin.index_select(1, index)
+            return
+        batch, heads, _, dim = self.keys.shape
+        gather = index.view(1, heads, -1, 1)
+        self.keys = self.keys.gather(-2, gather.expand(batch, -1, -1, dim))
+        self.values = self.values.gather(-2, gather.expand(batch, -1, -1, self.values.shape[-1]))
+        self._compacted_origin = origin.gather(1, index)
 
     def truncate(self, physical_length: int, logical_length: int) -> None:
         """Drop every token appended after a checkpoint (used to roll back an answer)."""
         if self.is_initialized:
             self.keys = self.keys[..., :physical_length, :]
             self.values = self.values[..., :physical_length, :]
+            if self._compacted_origin is not None and self._compacted_origin.shape[1] > physical_length:
+                raise RuntimeError("cannot truncate into the compacted part of the cache")
         self.logical_length = logical_length
 
     def crop(self, tokens_to_remove: int) -> None:
@@ -91,6 +119,7 @@ class StreamingLayer(CacheLayerMixin):
         self.keys = self.values = None
         self.is_initialized = False
         self.logical_length = 0
+        self._compacted_origin = None
 
 
 @dataclass(frozen=True)
@@ -134,6 +163,13 @@ class StreamingCache(Cache):
     def keep(self, index: torch.Tensor) -> None:
         """Keep the physical tokens at ``index`` (1-D sorted long tensor) in every layer and head."""
         for layer in self.layers:
+            layer.keep(index)
+
+    def keep_per_layer(self, indices: list[torch.Tensor]) -> None:
+        """Keep ``indices[l]`` ``(H, N)`` in layer ``l`` (N equal across layers: masks come from layer 0)."""
+        if len({int(i.shape[-1]) for i in indices}) > 1:
+            raise ValueError("every layer must keep the same number of tokens per head")
+        for layer, index in zip(self.layers, indices):
             layer.keep(index)
 
     def nbytes(self) -> int:

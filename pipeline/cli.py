@@ -29,7 +29,8 @@ def _add_model_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-frame-pixels", type=int, help="most pixels per frame after resizing")
     parser.add_argument("--fps", type=float, help="frames sampled per second of video (default 1)")
     parser.add_argument("--policy", help="memory policy (see `streamvqa policies`)")
-    parser.add_argument("--window-frames", type=int, help="most frames kept in device memory")
+    parser.add_argument("--window-frames", type=int, help="frames in the short-term window (full precision)")
+    parser.add_argument("--budget-tokens", type=int, help="long-term tokens kept per layer and head")
     parser.add_argument("--chunks-per-forward", type=int, help="temporal chunks per forward call")
     parser.add_argument("--max-new-tokens", type=int, help="longest answer in tokens")
     parser.add_argument("--temperature", type=float, help="0 = greedy (default)")
@@ -82,7 +83,9 @@ def config_from_args(args: argparse.Namespace) -> StreamConfig:
             end=getattr(args, "at", None),
             realtime=getattr(args, "realtime", None) or None,
         )
-        config = config.replace("memory", policy=args.policy, window_frames=args.window_frames)
+        config = config.replace(
+            "memory", policy=args.policy, window_frames=args.window_frames, budget_tokens=args.budget_tokens
+        )
         config = config.replace("ingest", chunks_per_forward=args.chunks_per_forward)
         config = config.replace("question", system_prompt=args.system_prompt)
         config = config.replace(

@@ -82,13 +82,21 @@ class MemoryConfig:
 
     Attributes:
         policy: memory policy name (``streamvqa policies`` lists them).
-        window_frames: most frames kept resident.
-        window_tokens: most visual tokens kept resident (None: bounded by frames only).
+        window_frames: frames in the short-term window, kept at full precision (None: keep every
+            frame, unbounded memory).
+        budget_tokens: long-term tokens kept per layer and KV head for frames that left the window
+            (None: unbounded; ``sink_window`` keeps none).
     """
 
     policy: str = "sink_window"
-    window_frames: int | None = 256
-    window_tokens: int | None = None
+    window_frames: int | None = 128
+    budget_tokens: int | None = 4096
+
+    def __post_init__(self) -> None:
+        if self.window_frames is not None and self.window_frames < 1:
+            raise UserInputError(f"window_frames must be >= 1 (or null for unbounded), got {self.window_frames}")
+        if self.budget_tokens is not None and self.budget_tokens < 0:
+            raise UserInputError(f"budget_tokens must be >= 0 (or null for unbounded), got {self.budget_tokens}")
 
 
 @dataclass

@@ -65,7 +65,10 @@ class StreamSession:
     def __init__(self, model: VideoLM, config: StreamConfig) -> None:
         self.model = model
         self.config = config
-        self.bank = MemoryBank(model.num_layers, build_policy(config.memory))
+        memory = config.memory
+        self.bank = MemoryBank(
+            model.num_layers, build_policy(memory.policy), memory.window_frames, memory.budget_tokens
+        )
         self.cursor = model.new_stream_state()
         header_tokens = model.start(self.bank.cache, self.cursor, config.question.system_prompt)
         self.bank.record(Block(BlockKind.SINK, header_tokens))

@@ -39,7 +39,7 @@ def test_evicted_cache_equals_masked_full_attention(tiny_models, family) -> None
     model = tiny_models[family]
     n_frames, window_frames = 12, 4
     window_chunks = window_frames // 2
-    bank = MemoryBank(model.num_layers, SinkWindow(window_frames=window_frames))
+    bank = MemoryBank(model.num_layers, SinkWindow(), window_frames=window_frames)
     cursor, header, per_chunk = _prefill_stream(model, bank.cache, n_frames, record=bank.record)
     question = model._ids(model.question_text("What is new?"))
     with torch.inference_mode():
@@ -83,7 +83,7 @@ def test_evicted_cache_equals_masked_full_attention(tiny_models, family) -> None
 
 def test_memory_stays_bounded(tiny_models) -> None:
     model = tiny_models["qwen2_5_vl"]
-    bank = MemoryBank(model.num_layers, SinkWindow(window_frames=6))
+    bank = MemoryBank(model.num_layers, SinkWindow(), window_frames=6)
     _prefill_stream(model, bank.cache, 30, record=bank.record)
     stats = bank.stats()
     assert stats.resident_frames == 6

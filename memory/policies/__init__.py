@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from memory.policies.base import Policy
+from memory.policies.key_norm import KeyNorm
+from memory.policies.redundancy_value_norm import RedundancyValueNorm
 from memory.policies.sink_window import SinkWindow
+from memory.policies.uniform_frames import UniformFrames
 from pipeline.errors import UserInputError
 
 POLICIES: dict[str, type[Policy]] = {
     "sink_window": SinkWindow,
+    "key_norm": KeyNorm,
+    "uniform_frames": UniformFrames,
+    "redundancy_value_norm": RedundancyValueNorm,
 }
 
 
@@ -18,15 +22,20 @@ def describe_policies() -> dict[str, str]:
     return {name: (cls.__doc__ or "").strip().splitlines()[0] for name, cls in POLICIES.items()}
 
 
-def build_policy(memory_config: Any) -> Policy:
-    """Instantiate the policy named by ``memory_config.policy`` with the budgets it understands."""
-    name = memory_config.policy
+def build_policy(name: str) -> Policy:
+    """Instantiate the policy called ``name`` with its default settings."""
     if name not in POLICIES:
         raise UserInputError(f"unknown memory policy {name!r}; valid policies: {', '.join(POLICIES)}")
-    try:
-        return POLICIES[name](window_frames=memory_config.window_frames, window_tokens=memory_config.window_tokens)
-    except ValueError as error:
-        raise UserInputError(f"memory policy {name}: {error}") from error
+    return POLICIES[name]()
 
 
-__all__ = ["POLICIES", "Policy", "SinkWindow", "build_policy", "describe_policies"]
+__all__ = [
+    "POLICIES",
+    "KeyNorm",
+    "Policy",
+    "RedundancyValueNorm",
+    "SinkWindow",
+    "UniformFrames",
+    "build_policy",
+    "describe_policies",
+]

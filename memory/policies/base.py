@@ -4,23 +4,42 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from memory.blocks import Block
+import torch
+
+from memory.candidates import Candidates
 
 
 @dataclass
 class Policy:
-    """Decides which cached blocks stay resident before new tokens are written.
+    """Scores long-term tokens; the bank keeps the best ``budget_tokens`` per layer and KV head.
 
-    Subclasses are small dataclasses with validated fields that override :meth:`blocks_to_keep`.
+    Subclasses are small dataclasses with validated fields that override :meth:`score_layer`
+    (and :meth:`long_term_budget` when they keep no long-term memory at all).
     """
 
-    def blocks_to_keep(self, blocks: list[Block], incoming_tokens: int, incoming_frames: int) -> list[int]:
-        """Return the indices (ascending) of ``blocks`` to keep so that the incoming write fits.
+    def long_term_budget(self, budget_tokens: int | None) -> int | None:
+        """The long-term budget this policy works with, given the configured one."""
+        return budget_tokens
+
+    def score_layer(
+        self,
+        layer_idx: int,
+        keys: torch.Tensor,
+        values: torch.Tensor,
+        origin: torch.Tensor,
+        candidates: Candidates,
+    ) -> torch.Tensor:
+        """Importance of each long-term token of one layer (higher is kept first).
 
         Args:
-            blocks: what the cache holds now, oldest first.
-            incoming_tokens: tokens about to be appended.
-            incoming_frames: real frames those tokens carry.
+            layer_idx: decoder layer.
+            keys: ``(H, N, D)`` cached (rotated) keys of the long-term tokens, per KV head.
+            values: ``(H, N, Dv)`` their values.
+            origin: ``(H, N)`` logical index of each token (its place in the stream).
+            candidates: frame/patch lookup for ``origin``.
+
+        Returns:
+            ``(H, N)`` scores.
         """
         raise NotImplementedError
 
@@ -33,3 +52,10 @@ class Policy:
                 out.append("_")
             out.append(ch.lower())
         return "".join(out)
+
+
+def rank_normalised(scores: torch.Tensor) -> torch.Tensor:
+    """Ranks of ``(H, N)`` scores along the last axis, scaled to [0, 1] (robust to scale)."""
+    n = scores.shape[-1]
+    ranks = scores.argsort(dim=-1).argsort(dim=-1).float()
+    return ranks / max(n - 1, 1)
