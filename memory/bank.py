@@ -193,6 +193,47 @@ class MemoryBank:
                 self._evicted_frames += span.block.n_frames
         self.spans = kept_spans
 
+    # --------------------------------------------------------------------------------- positions
+    def reindex(self, rotate_keys, start: int, min_gap=lambda n_tokens: 0) -> int:
+        """Move resident chunks to compact positions starting at ``start``; returns the newest chunk's move.
+
+        Chunks keep their order. In the short-term window the gap between neighbours becomes
+        ``min(old gap, newest gap)`` (the recent rhythm is kept); long-term chunks are one position
+        apart, so evicted stretches of the stream stop costing positions. Keys
+        are re-rotated in place (RoPE: moving a key is one more rotation), per token, every layer.
+
+        Args:
+            rotate_keys: ``(keys (H, N, D), delta (H, N)) -> keys``, the model's re-rotation.
+            start: position of the first resident chunk after the move.
+            min_gap: positions a chunk of ``n_tokens`` occupies on the moved axis (M-RoPE's temporal
+                axis: 0, chunks may share a step; 1-D RoPE: ``n_tokens``).
+        """
+        if not self.spans:
+            return 0
+        old = [span.block.position for span in self.spans]
+        if any(p is None for p in old):
+            raise RuntimeError("re-indexing needs every chunk's position (set by the model's prefill)")
+        rhythm = old[-1] - old[-2] if len(old) > 1 else 1
+        window_start = self._short_term_start(self.window_frames) if self.window_frames else 0
+        new = [start]
+        for k in range(1, len(old)):
+            # the short-term window keeps its rhythm; long-term chunks keep only their order
+            floor = min_gap(self.spans[k - 1].block.n_tokens)
+            cap = rhythm if self.spans[k].start >= window_start else max(1, floor)
+            new.append(new[-1] + max(floor, min(old[k] - old[k - 1], cap)))
+        span_delta = torch.tensor([n - o for n, o in zip(new, old)] + [0])  # last entry: sinks
+        starts = torch.tensor([span.start for span in self.spans])
+        for layer in self.cache.layers:
+            origin = layer.origin()
+            span_index = torch.searchsorted(starts.to(origin.device), origin, right=True) - 1
+            span_index = span_index.masked_fill(origin < self.sink_tokens, len(self.spans))
+            delta = span_delta.to(origin.device)[span_index]
+            layer.keys = rotate_keys(layer.keys[0], delta).unsqueeze(0)
+        for span, position in zip(self.spans, new):
+            span.block.position = position
+        logger.info("re-indexed %d chunks: positions %d..%d -> %d..%d", len(old), old[0], old[-1], new[0], new[-1])
+        return new[-1] - old[-1]
+
     # ------------------------------------------------------------------------------------- views
     @property
     def resident_frame_timestamps(self) -> list[float]:

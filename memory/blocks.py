@@ -22,12 +22,15 @@ class Block:
         n_tokens: tokens this block occupies in every layer.
         frame_timestamps: media times (s) of the real frames in the chunk (empty for sinks).
         chunk_index: running index of the visual chunk in the stream (-1 for sinks).
+        position: where the chunk sits on the re-indexed position axis (see ``VisualChunk.position``);
+            re-indexing updates it.
     """
 
     kind: BlockKind
     n_tokens: int
     frame_timestamps: tuple[float, ...] = ()
     chunk_index: int = -1
+    position: int | None = None
 
     @property
     def n_frames(self) -> int:

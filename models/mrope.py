@@ -22,6 +22,7 @@ explicit ``position_ids`` of shape ``(3, 1, L)`` from this module.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -38,6 +39,8 @@ class MRopeCursor:
         video_max: largest position component used by the open video so far.
         t0: media time of the stream's first frame (None before the first chunk).
         chunks: visual chunks placed so far.
+        t_shift: added to every temporal index (re-indexing moves old chunks back; new ones follow).
+        last_grid: ``(h, w)`` token grid of the newest chunk.
     """
 
     next_text: int = 0
@@ -45,9 +48,11 @@ class MRopeCursor:
     video_max: int = -1
     t0: float | None = None
     chunks: int = 0
+    t_shift: int = 0
+    last_grid: tuple[int, int] = (1, 1)
 
     def copy(self) -> MRopeCursor:
-        return MRopeCursor(self.next_text, self.video_start, self.video_max, self.t0, self.chunks)
+        return dataclasses.replace(self)
 
 
 def text_positions(cursor: MRopeCursor, n: int) -> torch.Tensor:
@@ -81,10 +86,46 @@ def chunk_positions(
         cursor.t0 = first_timestamp
     s = cursor.video_start
     h, w = grid_hw
-    tpos = temporal_index(cursor, first_timestamp, tokens_per_second)
+    tpos = temporal_index(cursor, first_timestamp, tokens_per_second) + cursor.t_shift
     rows = torch.arange(h, dtype=torch.long).repeat_interleave(w)
     cols = torch.arange(w, dtype=torch.long).repeat(h)
     pos = torch.stack([torch.full((h * w,), tpos, dtype=torch.long), rows, cols]) + s
     cursor.video_max = max(cursor.video_max, s + max(tpos, h - 1, w - 1))
+    cursor.chunks += 1
+    cursor.last_grid = grid_hw
+    return pos
+
+
+def shift_temporal(cursor: MRopeCursor, delta: int) -> None:
+    """After every resident chunk's temporal index moved by ``delta``, move the cursor with them."""
+    if cursor.video_start is None:
+        raise RuntimeError("re-indexing needs an open video segment")
+    cursor.t_shift += delta
+    newest_t = cursor.video_max - cursor.video_start  # upper bound before the move
+    h, w = cursor.last_grid
+    cursor.video_max = cursor.video_start + max(newest_t + delta, h - 1, w - 1)
+
+
+def frame_positions(cursor: MRopeCursor, grid_hw: tuple[int, int]) -> torch.Tensor:
+    """Positions ``(3, h*w)`` of a visual segment with a single temporal index; advances the cursor.
+
+    This is the Qwen3-VL rule: its video is rendered as one ``<t seconds><|vision_start|>`` …
+    ``<|vision_end|>`` segment per temporal patch, so every chunk is a segment of its own that starts
+    at the current text position ``s``: token ``(i, j)`` gets ``(s, s + i, s + j)`` and the next text
+    token is at ``s + max(h, w)`` (= the segment's largest component + 1). Time is carried by the
+    timestamp text, never by the temporal component. transformers 5.23's Qwen3-VL ``get_rope_index``
+    splits ``video_grid_thw`` into ``(1, h, w)`` rows and gives the same numbers (checked in
+    ``tests/test_conformance.py``).
+    """
+    start = cursor.next_text
+    if cursor.video_start is not None:  # close an open multi-chunk video first
+        start = max(start, cursor.video_max + 1)
+        cursor.video_start = None
+        cursor.video_max = -1
+    h, w = grid_hw
+    rows = torch.arange(h, dtype=torch.long).repeat_interleave(w)
+    cols = torch.arange(w, dtype=torch.long).repeat(h)
+    pos = torch.stack([torch.zeros(h * w, dtype=torch.long), rows, cols]) + start
+    cursor.next_text = start + max(h, w)
     cursor.chunks += 1
     return pos

@@ -25,11 +25,14 @@ class VisualChunk:
         embeds: ``(n_tokens, hidden)`` visual tokens after the projector, model dtype and device.
         grid_hw: ``(h, w)`` of the token grid after spatial merging (``n_tokens == h * w``).
         timestamps: media times (s) of the real frames in the chunk (padding duplicates excluded).
+        position: after prefill, the position the chunk was written at along the axis that
+            re-indexing moves (M-RoPE: the temporal component; 1-D RoPE: its first token).
     """
 
     embeds: torch.Tensor
     grid_hw: tuple[int, int]
     timestamps: tuple[float, ...]
+    position: int | None = None  # set by prefill: the chunk's temporal position (t component / 1-D start)
 
     @property
     def n_tokens(self) -> int:
@@ -106,6 +109,23 @@ class VideoLM(Protocol):
 
     def prefill(self, chunks: Sequence[VisualChunk], cache: StreamingCache, state: Any) -> None:
         """Append the chunks' tokens to ``cache`` with exact positions; advances ``state``."""
+        ...
+
+    def next_position(self, state: Any) -> int:
+        """The largest position the next text token would use (for the position budget)."""
+        ...
+
+    def rotate_keys(self, keys: torch.Tensor, delta: torch.Tensor) -> torch.Tensor:
+        """Keys ``(H, N, D)`` re-rotated as if written ``delta`` ``(H, N)`` positions later along the
+        re-indexed axis (RoPE is a rotation, so moving a key is one more rotation)."""
+        ...
+
+    def min_position_gap(self, n_tokens: int) -> int:
+        """Positions a chunk of ``n_tokens`` occupies on the re-indexed axis (M-RoPE: 0; 1-D: n_tokens)."""
+        ...
+
+    def shift_stream(self, state: Any, delta: int) -> None:
+        """Move the cursor's re-indexed axis by ``delta`` (negative: back), after a re-index."""
         ...
 
     def count_question_tokens(self, question: str) -> int:

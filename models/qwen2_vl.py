@@ -196,9 +196,10 @@ class QwenVL:
         """Append all chunks in one forward call; positions come from ``state``."""
         if not chunks:
             return
-        positions = torch.cat(
-            [chunk_positions(state, c.grid_hw, c.timestamps[0], self.tokens_per_second) for c in chunks], dim=1
-        )
+        per_chunk = [chunk_positions(state, c.grid_hw, c.timestamps[0], self.tokens_per_second) for c in chunks]
+        for chunk, chunk_pos in zip(chunks, per_chunk):
+            chunk.position = int(chunk_pos[0, 0])
+        positions = torch.cat(per_chunk, dim=1)
         embeds = torch.cat([c.embeds for c in chunks]).to(self.dtype).unsqueeze(0)
         self.language_model(
             inputs_embeds=embeds,
@@ -206,6 +207,37 @@ class QwenVL:
             past_key_values=cache,
             use_cache=True,
         )
+
+    # ------------------------------------------------------------------------------ re-indexing
+    def next_position(self, state: MRopeCursor) -> int:
+        return max(state.next_text, state.video_max + 1)
+
+    def rotate_keys(self, keys: torch.Tensor, delta: torch.Tensor) -> torch.Tensor:
+        """Rotate ``(H, N, D)`` keys by a temporal-only M-RoPE shift of ``delta`` ``(H, N)`` positions.
+
+        Only the temporal frequency sections turn (h and w are unchanged); angles are computed in
+        float64 so that moving a key by thousands of positions adds no error of its own.
+        """
+        rotary = self.language_model.rotary_emb
+        inv_freq = rotary.inv_freq.to(device=keys.device, dtype=torch.float64)
+        zeros = torch.zeros_like(delta)
+        angles = torch.stack([delta, zeros, zeros]).to(torch.float64)[..., None] * inv_freq  # (3, H, N, D/2)
+        cos = rotary.recomposition_frequencies(angles.cos()) * rotary.attention_scaling
+        sin = rotary.recomposition_frequencies(angles.sin()) * rotary.attention_scaling
+        k = keys.to(torch.float64)
+        half = k.shape[-1] // 2
+        rotated_half = torch.cat([-k[..., half:], k[..., :half]], dim=-1)
+        return (k * cos + rotated_half * sin).to(keys.dtype)
+
+    @staticmethod
+    def min_position_gap(n_tokens: int) -> int:
+        """Chunks share nothing on M-RoPE's temporal axis but their step: no minimum gap."""
+        return 0
+
+    def shift_stream(self, state: MRopeCursor, delta: int) -> None:
+        from models.mrope import shift_temporal
+
+        shift_temporal(state, delta)
 
     def answer(
         self, question: str, cache: StreamingCache, state: MRopeCursor, sampling: SamplingParams

@@ -47,6 +47,7 @@ class IngestCounters:
     frames_ingested: int = 0
     chunks_ingested: int = 0
     forward_calls: int = 0
+    reindexes: int = 0
     encode_s: float = 0.0
     prefill_s: float = 0.0
 
@@ -210,12 +211,34 @@ class StreamSession:
         self.bank.make_room(sum(c.n_tokens for c in chunks), len(frames))
         self.model.prefill(chunks, self.bank.cache, self.cursor)
         for chunk in chunks:
-            self.bank.record(Block(BlockKind.FRAMES, chunk.n_tokens, chunk.timestamps, self.counters.chunks_ingested))
+            self.bank.record(
+                Block(BlockKind.FRAMES, chunk.n_tokens, chunk.timestamps, self.counters.chunks_ingested, chunk.position)
+            )
             self.counters.chunks_ingested += 1
+        if self.model.next_position(self.cursor) > self._position_limit:
+            self._reindex()
         self.counters.frames_ingested += len(frames)
         self.counters.forward_calls += 1
         self.counters.encode_s += t1 - t0
         self.counters.prefill_s += time.perf_counter() - t1
+
+    @property
+    def _position_limit(self) -> int:
+        """Largest stream position that still leaves room for a question and its answer."""
+        reserve = self.config.question.max_question_tokens + self.config.sampling.max_new_tokens + 16
+        return self.model.max_positions - reserve
+
+    def _reindex(self) -> None:
+        """Move resident frames back to compact positions (streams longer than the position range)."""
+        video_start = self.bank.sink_tokens  # the video opens right after the stream header
+        moved = self.bank.reindex(self.model.rotate_keys, start=video_start, min_gap=self.model.min_position_gap)
+        self.model.shift_stream(self.cursor, moved)
+        self.counters.reindexes += 1
+        if self.model.next_position(self.cursor) > self._position_limit:
+            logger.warning(
+                "memory still spans %d positions after re-indexing (limit %d): lower window_frames or "
+                "budget_tokens for this model", self.model.next_position(self.cursor), self._position_limit
+            )
 
     # ---------------------------------------------------------------------------------- answers
     def ask(self, question: str, at: float | None = None, sampling: SamplingParams | None = None) -> Answer:
@@ -267,12 +290,13 @@ class StreamSession:
                 f"the question is {n_tokens} tokens long; this model accepts at most {limit} "
                 "(question.max_question_tokens): shorten it"
             )
-        room = self.model.max_positions - self.bank.cache.logical_length - sampling.max_new_tokens
+        used = self.model.next_position(self.cursor) + len(self._buffer)  # pending frames: a chunk at most
+        room = self.model.max_positions - used - sampling.max_new_tokens
         if n_tokens > room:
             raise QuestionError(
                 f"the question ({n_tokens} tokens) plus {sampling.max_new_tokens} answer tokens does not fit in "
-                f"the {self.model.max_positions} positions the model has left after "
-                f"{self.bank.cache.logical_length} stream tokens: shorten it or lower max_new_tokens"
+                f"the {max(room + n_tokens, 0)} positions the model has left (of {self.model.max_positions}): "
+                "shorten it or lower max_new_tokens"
             )
         return question
 
