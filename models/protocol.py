@@ -27,16 +27,24 @@ class VisualChunk:
         timestamps: media times (s) of the real frames in the chunk (padding duplicates excluded).
         position: after prefill, the position the chunk was written at along the axis that
             re-indexing moves (M-RoPE: the temporal component; 1-D RoPE: its first token).
+        keep: grid indices that survive pre-LLM token dropping; survivors keep their original
+            positions (the prefill computes the full grid's positions and selects these).
     """
 
     embeds: torch.Tensor
     grid_hw: tuple[int, int]
     timestamps: tuple[float, ...]
     position: int | None = None  # set by prefill: the chunk's temporal position (t component / 1-D start)
+    keep: torch.Tensor | None = None  # (n_kept,) ascending grid indices to write; None: all of them
 
     @property
     def n_tokens(self) -> int:
-        return int(self.embeds.shape[0])
+        """Tokens this chunk writes into the cache (after any pre-LLM token dropping)."""
+        return int(self.embeds.shape[0]) if self.keep is None else int(self.keep.numel())
+
+    def kept(self, per_token: torch.Tensor, dim: int = 0) -> torch.Tensor:
+        """``per_token`` (one entry per grid token along ``dim``) restricted to the kept tokens."""
+        return per_token if self.keep is None else per_token.index_select(dim, self.keep.to(per_token.device))
 
 
 @dataclass

@@ -199,8 +199,8 @@ class QwenVL:
         per_chunk = [chunk_positions(state, c.grid_hw, c.timestamps[0], self.tokens_per_second) for c in chunks]
         for chunk, chunk_pos in zip(chunks, per_chunk):
             chunk.position = int(chunk_pos[0, 0])
-        positions = torch.cat(per_chunk, dim=1)
-        embeds = torch.cat([c.embeds for c in chunks]).to(self.dtype).unsqueeze(0)
+        positions = torch.cat([c.kept(p, dim=1) for c, p in zip(chunks, per_chunk)], dim=1)
+        embeds = torch.cat([c.kept(c.embeds) for c in chunks]).to(self.dtype).unsqueeze(0)
         self.language_model(
             inputs_embeds=embeds,
             position_ids=positions.unsqueeze(1).to(self.device),

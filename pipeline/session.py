@@ -48,6 +48,7 @@ class IngestCounters:
     chunks_ingested: int = 0
     forward_calls: int = 0
     reindexes: int = 0
+    tokens_dropped: int = 0
     encode_s: float = 0.0
     prefill_s: float = 0.0
 
@@ -81,6 +82,7 @@ class StreamSession:
         self._lookahead: Frame | None = None
         self._source_offset: float | None = 0.0  # added to source timestamps; None: set at its first frame
         self._frame_hw: tuple[int, int] | None = None  # pinned by the first frame: one grid per stream
+        self._previous_features = None  # the last ingested chunk's visual tokens (for token dropping)
         self.source_end_reason: str | None = None
         self._open_answer: AnswerStream | None = None
         self._batch_frames = model.frames_per_chunk * config.ingest.chunks_per_forward
@@ -207,6 +209,10 @@ class StreamSession:
     def _ingest_frames(self, frames: list[Frame]) -> None:
         t0 = time.perf_counter()
         chunks = self._encode(frames)
+        for chunk in chunks:  # pre-LLM filtering (token dropping) sees each chunk's full features
+            chunk.keep = self.bank.policy.filter_chunk(chunk.embeds, self._previous_features)
+            self._previous_features = chunk.embeds
+            self.counters.tokens_dropped += int(chunk.embeds.shape[0]) - chunk.n_tokens
         t1 = time.perf_counter()
         self.bank.make_room(sum(c.n_tokens for c in chunks), len(frames))
         self.model.prefill(chunks, self.bank.cache, self.cursor)
@@ -215,6 +221,8 @@ class StreamSession:
                 Block(BlockKind.FRAMES, chunk.n_tokens, chunk.timestamps, self.counters.chunks_ingested, chunk.position)
             )
             self.counters.chunks_ingested += 1
+        if self.bank.window_frames is not None and len(frames) > self.bank.window_frames:
+            self.bank.make_room(0, 0)  # the batch was longer than the window: its oldest part is long-term now
         if self.model.next_position(self.cursor) > self._position_limit:
             self._reindex()
         self.counters.frames_ingested += len(frames)

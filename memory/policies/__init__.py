@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from memory.policies.base import Policy
+from memory.policies.base import Policy, Wrapper
 from memory.policies.key_norm import KeyNorm
 from memory.policies.redundancy_value_norm import RedundancyValueNorm
 from memory.policies.sink_window import SinkWindow
+from memory.policies.token_drop import TokenDrop
 from memory.policies.uniform_frames import UniformFrames
 from pipeline.errors import UserInputError
 
@@ -14,6 +15,7 @@ POLICIES: dict[str, type[Policy]] = {
     "key_norm": KeyNorm,
     "uniform_frames": UniformFrames,
     "redundancy_value_norm": RedundancyValueNorm,
+    "token_drop": TokenDrop,
 }
 
 
@@ -22,11 +24,29 @@ def describe_policies() -> dict[str, str]:
     return {name: (cls.__doc__ or "").strip().splitlines()[0] for name, cls in POLICIES.items()}
 
 
-def build_policy(name: str) -> Policy:
-    """Instantiate the policy called ``name`` with its default settings."""
-    if name not in POLICIES:
-        raise UserInputError(f"unknown memory policy {name!r}; valid policies: {', '.join(POLICIES)}")
-    return POLICIES[name]()
+def build_policy(spec: str) -> Policy:
+    """Instantiate a policy by name; ``a+b`` wraps ``b`` in ``a`` (``token_drop+key_norm``).
+
+    Wrapping policies (like ``token_drop``) may stand alone and then wrap ``sink_window``.
+    """
+    names = [part.strip() for part in spec.split("+")]
+    for name in names:
+        if name not in POLICIES:
+            raise UserInputError(f"unknown memory policy {name!r}; valid policies: {', '.join(POLICIES)}")
+    for name in names[:-1]:
+        if not issubclass(POLICIES[name], Wrapper):
+            raise UserInputError(
+                f"{name!r} does not wrap another policy; only {', '.join(wrapping_policies())} can stand "
+                f"before a '+' (e.g. token_drop+key_norm)"
+            )
+    policy = POLICIES[names[-1]]()
+    for name in reversed(names[:-1]):
+        policy = POLICIES[name](inner=policy)
+    return policy
+
+
+def wrapping_policies() -> list[str]:
+    return [name for name, cls in POLICIES.items() if issubclass(cls, Wrapper)]
 
 
 __all__ = [
@@ -35,6 +55,7 @@ __all__ = [
     "Policy",
     "RedundancyValueNorm",
     "SinkWindow",
+    "TokenDrop",
     "UniformFrames",
     "build_policy",
     "describe_policies",

@@ -43,6 +43,15 @@ class Policy:
         """
         raise NotImplementedError
 
+    def filter_chunk(self, features: torch.Tensor, previous: torch.Tensor | None) -> torch.Tensor | None:
+        """Before the language model: grid indices of a chunk's tokens worth writing (None: all).
+
+        Args:
+            features: ``(n, hidden)`` the chunk's visual tokens (LLM-ready), in grid order.
+            previous: ``(n', hidden)`` the previous chunk's tokens (before any dropping), or None.
+        """
+        return None
+
     @property
     def name(self) -> str:
         """The snake_case name users type (``sink_window`` for ``SinkWindow``)."""
@@ -59,3 +68,27 @@ def rank_normalised(scores: torch.Tensor) -> torch.Tensor:
     n = scores.shape[-1]
     ranks = scores.argsort(dim=-1).argsort(dim=-1).float()
     return ranks / max(n - 1, 1)
+
+
+@dataclass
+class Wrapper(Policy):
+    """A policy that adds one behaviour to an ``inner`` policy and delegates everything else.
+
+    ``TokenDrop(inner=KeyNorm())`` drops repeated tokens before the LLM *and* keeps the long-term
+    memory by key norm; users type ``token_drop+key_norm``.
+    """
+
+    inner: Policy = None  # type: ignore[assignment]  # set by subclasses' defaults or the caller
+
+    def long_term_budget(self, budget_tokens: int | None) -> int | None:
+        return self.inner.long_term_budget(budget_tokens)
+
+    def score_layer(self, layer_idx, keys, values, origin, candidates) -> torch.Tensor:  # noqa: ANN001
+        return self.inner.score_layer(layer_idx, keys, values, origin, candidates)
+
+    def filter_chunk(self, features: torch.Tensor, previous: torch.Tensor | None) -> torch.Tensor | None:
+        return self.inner.filter_chunk(features, previous)
+
+    @property
+    def name(self) -> str:
+        return f"{super().name}+{self.inner.name}"
