@@ -23,6 +23,7 @@ import torch
 from memory.blocks import Block, BlockKind
 from memory.candidates import Candidates
 from memory.policies.base import Policy
+from memory.probe import AttentionProbe
 from memory.streaming_cache import StreamingCache
 
 logger = logging.getLogger(__name__)
@@ -127,8 +128,11 @@ class MemoryBank:
         self._frames_seen += block.n_frames
 
     # ----------------------------------------------------------------------------------- eviction
-    def make_room(self, incoming_tokens: int, incoming_frames: int) -> None:
-        """Evict so that after writing ``incoming_frames`` new frames the tiers are within bounds."""
+    def make_room(self, incoming_tokens: int, incoming_frames: int, probe: AttentionProbe | None = None) -> None:
+        """Evict so that after writing ``incoming_frames`` new frames the tiers are within bounds.
+
+        ``probe`` supplies model-derived attention to policies that score with it (computed lazily).
+        """
         if self.window_frames is None or self.budget_tokens is None or not self.spans:
             return
         boundary = self._short_term_start(self.window_frames - incoming_frames)
@@ -139,7 +143,7 @@ class MemoryBank:
         if self.budget_tokens == 0:  # no long-term memory: one index for every layer and head
             self.cache.keep((~is_long).nonzero().squeeze(1))
         else:
-            self._keep_best(boundary, self.budget_tokens)
+            self._keep_best(boundary, self.budget_tokens, probe)
         self._refresh_spans()
 
     def _short_term_start(self, frames_in_window: int) -> int:
@@ -153,9 +157,9 @@ class MemoryBank:
             start = span.start
         return start
 
-    def _keep_best(self, boundary: int, budget: int) -> None:
+    def _keep_best(self, boundary: int, budget: int, probe: AttentionProbe | None) -> None:
         """Per layer and head: sinks + the ``budget`` best-scored long-term tokens + the window."""
-        candidates = Candidates(self.spans, self.sink_tokens, boundary)
+        candidates = Candidates(self.spans, self.sink_tokens, boundary, probe)
         indices = []
         for layer_idx, layer in enumerate(self.cache.layers):
             origin = layer.origin()  # (H, N)
@@ -163,6 +167,7 @@ class MemoryBank:
             n_sink = int((origin[0] < self.sink_tokens).sum())
             n_long = int(is_long[0].sum())
             long_slice = slice(n_sink, n_sink + n_long)  # long-term slots are contiguous in every head
+            candidates.layer_slots[layer_idx] = long_slice
             keys = layer.keys[0, :, long_slice]
             values = layer.values[0, :, long_slice]
             scores = self.policy.score_layer(layer_idx, keys, values, origin[:, long_slice], candidates)

@@ -8,6 +8,7 @@ import torch
 
 if TYPE_CHECKING:
     from memory.bank import FrameSpan
+    from memory.probe import AttentionProbe
 
 
 class Candidates:
@@ -17,10 +18,15 @@ class Candidates:
         spans: resident chunks, oldest first.
         sink_tokens: logical length of the stream header.
         boundary: logical index where the short-term window starts (long-term tokens lie before it).
+        probe: model-derived attention signals, for policies that need them.
     """
 
-    def __init__(self, spans: list[FrameSpan], sink_tokens: int, boundary: int) -> None:
+    def __init__(
+        self, spans: list[FrameSpan], sink_tokens: int, boundary: int, probe: AttentionProbe | None = None
+    ) -> None:
         self.spans = spans
+        self.probe = probe
+        self.layer_slots: dict[int, slice] = {}  # layer -> physical slots of the long-term tokens
         self.sink_tokens = sink_tokens
         self.boundary = boundary
         self.starts = torch.tensor([s.start for s in spans], dtype=torch.long)

@@ -119,6 +119,11 @@ class VideoLM(Protocol):
         """Append the chunks' tokens to ``cache`` with exact positions; advances ``state``."""
         ...
 
+    def proxy_queries(self, cache: StreamingCache, state: Any) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Per layer rotated ``(queries (H_q, P, D), keys (H_kv, P, D))`` of the chat template's
+        answer-prefix tokens at the stream's current position; the cache is left exactly as it was."""
+        ...
+
     def next_position(self, state: Any) -> int:
         """The largest position the next text token would use (for the position budget)."""
         ...

@@ -208,6 +208,44 @@ class QwenVL:
             use_cache=True,
         )
 
+    # --------------------------------------------------------------------------------- probing
+    def proxy_queries(self, cache: StreamingCache, state: MRopeCursor) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Per layer rotated ``(queries (H_q, P, D), keys (H_kv, P, D))`` of the proxy tokens.
+
+        The proxy is what follows every question in the chat template (end of the user turn and the
+        assistant header): the rows whose attention says what any answer is likely to read
+        (StreamMem). The forward runs at the stream's current position; memory is left untouched.
+        """
+        ids = self._ids(self.question_text(""))
+        captured: list[tuple[torch.Tensor, torch.Tensor]] = []
+
+        def rotated(states: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+            half = states.shape[-1] // 2
+            turned = torch.cat([-states[..., half:], states[..., :half]], dim=-1)
+            return (states * cos.unsqueeze(1) + turned * sin.unsqueeze(1))[0].float()
+
+        def capture(module, args, kwargs):  # noqa: ANN001 - torch hook signature
+            hidden = args[0] if args else kwargs["hidden_states"]
+            cos, sin = kwargs["position_embeddings"]
+            shape = (hidden.shape[0], hidden.shape[1], -1, module.head_dim)
+            q = module.q_proj(hidden).view(shape).transpose(1, 2)
+            k = module.k_proj(hidden).view(shape).transpose(1, 2)
+            captured.append((rotated(q, cos, sin), rotated(k, cos, sin)))
+
+        hooks = [
+            layer.self_attn.register_forward_pre_hook(capture, with_kwargs=True)
+            for layer in self.language_model.layers
+        ]
+        checkpoint = cache.checkpoint()
+        try:
+            with torch.inference_mode():
+                self._forward_text(ids, cache, state.copy())
+        finally:
+            cache.rollback(checkpoint)
+            for hook in hooks:
+                hook.remove()
+        return captured
+
     # ------------------------------------------------------------------------------ re-indexing
     def next_position(self, state: MRopeCursor) -> int:
         return max(state.next_text, state.video_max + 1)

@@ -28,6 +28,7 @@ import numpy as np
 from memory.bank import MemoryBank
 from memory.blocks import Block, BlockKind
 from memory.policies import build_policy
+from memory.probe import AttentionProbe
 from models.protocol import SamplingParams, TextPiece, VideoLM
 from pipeline.answer import Answer
 from pipeline.config import StreamConfig
@@ -214,7 +215,7 @@ class StreamSession:
             self._previous_features = chunk.embeds
             self.counters.tokens_dropped += int(chunk.embeds.shape[0]) - chunk.n_tokens
         t1 = time.perf_counter()
-        self.bank.make_room(sum(c.n_tokens for c in chunks), len(frames))
+        self.bank.make_room(sum(c.n_tokens for c in chunks), len(frames), self._probe())
         self.model.prefill(chunks, self.bank.cache, self.cursor)
         for chunk in chunks:
             self.bank.record(
@@ -222,13 +223,17 @@ class StreamSession:
             )
             self.counters.chunks_ingested += 1
         if self.bank.window_frames is not None and len(frames) > self.bank.window_frames:
-            self.bank.make_room(0, 0)  # the batch was longer than the window: its oldest part is long-term now
+            self.bank.make_room(0, 0, self._probe())  # the batch outgrew the window: its oldest part is long-term
         if self.model.next_position(self.cursor) > self._position_limit:
             self._reindex()
         self.counters.frames_ingested += len(frames)
         self.counters.forward_calls += 1
         self.counters.encode_s += t1 - t0
         self.counters.prefill_s += time.perf_counter() - t1
+
+    def _probe(self) -> AttentionProbe:
+        """Proxy-row attention over the current memory, computed only if a policy asks for it."""
+        return AttentionProbe(self.bank.cache, lambda: self.model.proxy_queries(self.bank.cache, self.cursor))
 
     @property
     def _position_limit(self) -> int:

@@ -8,6 +8,7 @@ import torch
 from memory.bank import MemoryBank
 from memory.blocks import Block, BlockKind
 from memory.policies import POLICIES, build_policy
+from memory.probe import AttentionProbe
 from pipeline.config import StreamConfig
 from pipeline.session import StreamSession
 from tests.test_incremental_prefill import SYSTEM, make_frames
@@ -27,7 +28,8 @@ def stream_into(model, bank: MemoryBank, n_frames: int, frames_per_call: int = 8
         frames = [images[(k + i) % 16] for i in range(count)]
         stamps = [(k + i) / 2 for i in range(count)]
         chunks = model.encode(frames, stamps)
-        bank.make_room(sum(c.n_tokens for c in chunks), count)
+        probe = AttentionProbe(bank.cache, lambda: model.proxy_queries(bank.cache, cursor))
+        bank.make_room(sum(c.n_tokens for c in chunks), count, probe)
         model.prefill(chunks, bank.cache, cursor)
         for chunk in chunks:
             bank.record(Block(BlockKind.FRAMES, chunk.n_tokens, chunk.timestamps, chunk_index))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from memory.policies.base import Policy, Wrapper
 from memory.policies.key_norm import KeyNorm
+from memory.policies.proxy_attention import ProxyAttention
 from memory.policies.redundancy_value_norm import RedundancyValueNorm
 from memory.policies.sink_window import SinkWindow
 from memory.policies.token_drop import TokenDrop
@@ -15,6 +16,7 @@ POLICIES: dict[str, type[Policy]] = {
     "key_norm": KeyNorm,
     "uniform_frames": UniformFrames,
     "redundancy_value_norm": RedundancyValueNorm,
+    "proxy_attention": ProxyAttention,
     "token_drop": TokenDrop,
 }
 
@@ -53,6 +55,7 @@ __all__ = [
     "POLICIES",
     "KeyNorm",
     "Policy",
+    "ProxyAttention",
     "RedundancyValueNorm",
     "SinkWindow",
     "TokenDrop",
