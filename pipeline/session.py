@@ -51,6 +51,7 @@ class IngestCounters:
     reindexes: int = 0
     tokens_dropped: int = 0
     encode_s: float = 0.0
+    memory_s: float = 0.0  # making room: scoring and eviction
     prefill_s: float = 0.0
 
     def as_dict(self) -> dict[str, float | int]:
@@ -210,13 +211,15 @@ class StreamSession:
     def _ingest_frames(self, frames: list[Frame]) -> None:
         t0 = time.perf_counter()
         chunks = self._encode(frames)
+        t1 = time.perf_counter()
         for chunk in chunks:  # pre-LLM filtering (token dropping) sees each chunk's full features
             chunk.keep = self.bank.policy.filter_chunk(chunk.embeds, self._previous_features)
             self._previous_features = chunk.embeds
             self.counters.tokens_dropped += int(chunk.embeds.shape[0]) - chunk.n_tokens
-        t1 = time.perf_counter()
         self.bank.make_room(sum(c.n_tokens for c in chunks), len(frames), self._probe())
+        t2 = time.perf_counter()
         self.model.prefill(chunks, self.bank.cache, self.cursor)
+        t3 = time.perf_counter()
         for chunk in chunks:
             self.bank.record(
                 Block(BlockKind.FRAMES, chunk.n_tokens, chunk.timestamps, self.counters.chunks_ingested, chunk.position)
@@ -229,7 +232,8 @@ class StreamSession:
         self.counters.frames_ingested += len(frames)
         self.counters.forward_calls += 1
         self.counters.encode_s += t1 - t0
-        self.counters.prefill_s += time.perf_counter() - t1
+        self.counters.prefill_s += t3 - t2
+        self.counters.memory_s += (t2 - t1) + (time.perf_counter() - t3)
 
     def _probe(self) -> AttentionProbe:
         """Proxy-row attention over the current memory, computed only if a policy asks for it."""
