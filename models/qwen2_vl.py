@@ -21,7 +21,6 @@ import cv2
 import numpy as np
 import torch
 from transformers import (
-    AutoProcessor,
     PreTrainedModel,
     PreTrainedTokenizerBase,
     Qwen2_5_VLForConditionalGeneration,
@@ -32,6 +31,7 @@ from memory.streaming_cache import StreamingCache
 from models.decoding import decode_loop
 from models.mrope import MRopeCursor, chunk_positions, text_positions
 from models.protocol import SamplingParams, TextPiece, VisualChunk
+from models.stream_base import load_checkpoint, stop_token_ids
 from models.vision_prep import patchify_frames, smart_frame_size
 
 logger = logging.getLogger(__name__)
@@ -88,7 +88,7 @@ class QwenVL:
         self.image_mean = torch.tensor(video_config.image_mean, dtype=torch.float32)
         self.image_std = torch.tensor(video_config.image_std, dtype=torch.float32)
         self.video_token_id: int = model.config.video_token_id
-        self.stop_token_ids = self._stop_token_ids()
+        self.stop_token_ids = stop_token_ids(tokenizer, model.generation_config, ("<|im_end|>", "<|endoftext|>"))
 
     # ----------------------------------------------------------------------------------- loading
     @classmethod
@@ -103,31 +103,15 @@ class QwenVL:
         local_files_only: bool = False,
     ) -> QwenVL:
         """Load tokenizer, video processor and model from a hub id or a local folder."""
-        from transformers import AutoConfig
-
-        config = AutoConfig.from_pretrained(path, local_files_only=local_files_only)
-        model_class = _MODEL_CLASSES[config.model_type]
-        model = model_class.from_pretrained(
-            path, dtype=dtype, attn_implementation=attn_implementation, local_files_only=local_files_only
+        model, processor = load_checkpoint(
+            path,
+            _MODEL_CLASSES,
+            device=device,
+            dtype=dtype,
+            attn_implementation=attn_implementation,
+            local_files_only=local_files_only,
         )
-        model.to(device).eval()
-        processor = AutoProcessor.from_pretrained(path, local_files_only=local_files_only)
         return cls(model, processor.tokenizer, processor.video_processor, str(path), max_frame_pixels)
-
-    def _stop_token_ids(self) -> set[int]:
-        ids: set[int] = set()
-        for token in ("<|im_end|>", "<|endoftext|>"):
-            token_id = self.tokenizer.convert_tokens_to_ids(token)
-            if isinstance(token_id, int) and token_id != self.tokenizer.unk_token_id:
-                ids.add(token_id)
-        eos = getattr(self.model.generation_config, "eos_token_id", None)
-        if isinstance(eos, int):
-            ids.add(eos)
-        elif eos:
-            ids.update(eos)
-        if self.tokenizer.eos_token_id is not None:
-            ids.add(self.tokenizer.eos_token_id)
-        return ids
 
     @property
     def device(self) -> torch.device:

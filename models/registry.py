@@ -1,7 +1,9 @@
 """Resolve a model name to a backbone family and load it, with errors that say what to do.
 
 A family is registered by one line in ``FAMILIES``: its transformers ``model_type``, the class that
-implements ``VideoLM`` for it, and the function that writes a tiny random-weight checkpoint.
+implements ``VideoLM`` for it, the function that writes a tiny random-weight checkpoint, and what
+``streamvqa models`` shows. ``random:<name>`` loads a real-size random-weight model
+(``models/random_configs.py``) for benchmarks without downloads.
 """
 
 from __future__ import annotations
@@ -17,8 +19,9 @@ from urllib.parse import urlparse
 
 import torch
 
-from models import qwen2_vl
+from models import llava_onevision, qwen2_vl, qwen3_vl, smolvlm
 from models.protocol import VideoLM
+from models.random_configs import RANDOM_CONFIGS, RANDOM_PREFIX
 from pipeline.errors import ModelLoadError
 
 logger = logging.getLogger(__name__)
@@ -26,17 +29,37 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Family:
-    """One supported backbone family."""
+    """One supported backbone family.
+
+    Attributes:
+        default_frame_hw: ``(height, width)`` frames are resized to for a 16:9 640x360 source at the
+            default pixel budget (``model.max_frame_pixels`` = 448 x 448) with the released
+            checkpoints' processor settings (fixed-size towers ignore the source size).
+        tokens_per_frame: visual tokens per frame at that size (framing text and delimiters excluded).
+    """
 
     model_type: str
     loader: Callable[..., VideoLM]
     build_tiny: Callable[[Path, str, str], None]
     description: str
+    default_frame_hw: tuple[int, int]
+    tokens_per_frame: float
 
 
+# Frame sizes: Qwen2/2.5-VL round to multiples of 28 inside the pixel budget (12 x 21 merged tokens per
+# 2-frame chunk); Qwen3-VL to multiples of 32 (10 x 18 per chunk); LLaVA-OneVision pools SigLIP's 27 x 27
+# patches to 14 x 14; SmolVLM2-2.2B shuffles 27 x 27 patches by 3 into 9 x 9.
 FAMILIES: dict[str, Family] = {
-    "qwen2_vl": Family("qwen2_vl", qwen2_vl.QwenVL.from_pretrained, qwen2_vl.build_tiny, "Qwen2-VL"),
-    "qwen2_5_vl": Family("qwen2_5_vl", qwen2_vl.QwenVL.from_pretrained, qwen2_vl.build_tiny, "Qwen2.5-VL"),
+    "qwen2_vl": Family("qwen2_vl", qwen2_vl.QwenVL.from_pretrained, qwen2_vl.build_tiny, "Qwen2-VL", (336, 588), 126),
+    "qwen2_5_vl": Family(
+        "qwen2_5_vl", qwen2_vl.QwenVL.from_pretrained, qwen2_vl.build_tiny, "Qwen2.5-VL", (336, 588), 126
+    ),
+    "qwen3_vl": Family("qwen3_vl", qwen3_vl.Qwen3VL.from_pretrained, qwen3_vl.build_tiny, "Qwen3-VL", (320, 576), 90),
+    "llava_onevision": Family(
+        "llava_onevision", llava_onevision.LlavaOneVision.from_pretrained, llava_onevision.build_tiny,
+        "LLaVA-OneVision", (384, 384), 196,
+    ),
+    "smolvlm": Family("smolvlm", smolvlm.SmolVLM.from_pretrained, smolvlm.build_tiny, "SmolVLM2", (384, 384), 81),
 }
 
 
@@ -141,7 +164,9 @@ def load_model(
     max_frame_pixels: int | None = None,
     local_files_only: bool = False,
 ) -> VideoLM:
-    """Load the checkpoint ``name`` (hub id or folder) as a :class:`VideoLM`."""
+    """Load the checkpoint ``name`` (hub id, folder, or ``random:<config>``) as a :class:`VideoLM`."""
+    if name.startswith(RANDOM_PREFIX):
+        return _load_random(name[len(RANDOM_PREFIX) :], device, dtype, attn_implementation, max_frame_pixels)
     if not local_files_only and not Path(name).is_dir() and not hub_reachable():
         local_files_only = True  # a cached hub id: load it from the cache without waiting on retries
     model_type = read_model_type(name, local_files_only)
@@ -159,6 +184,24 @@ def load_model(
         )
     except OSError as error:
         raise ModelLoadError(f"cannot load the weights or processor of {name!r}: {error}") from error
+
+
+def _load_random(
+    config_name: str, device: str, dtype: str, attn_implementation: str, max_frame_pixels: int | None
+) -> VideoLM:
+    from models.random_configs import load_random
+
+    if config_name not in RANDOM_CONFIGS:
+        raise ModelLoadError(
+            f"unknown random config {config_name!r}; valid: "
+            + ", ".join(RANDOM_PREFIX + name for name in RANDOM_CONFIGS)
+        )
+    torch_device = resolve_device(device)
+    torch_dtype = resolve_dtype(dtype, torch_device)
+    return load_random(
+        config_name, device=torch_device, dtype=torch_dtype, attn_implementation=attn_implementation,
+        max_frame_pixels=max_frame_pixels,
+    )
 
 
 def make_tiny(out_dir: str | Path, model_type: str = "qwen2_5_vl", size: str = "tiny") -> Path:

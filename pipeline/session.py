@@ -215,7 +215,8 @@ class StreamSession:
         for chunk in chunks:  # pre-LLM filtering (token dropping) sees each chunk's full features
             chunk.keep = self.bank.policy.filter_chunk(chunk.embeds, self._previous_features)
             self._previous_features = chunk.embeds
-            self.counters.tokens_dropped += int(chunk.embeds.shape[0]) - chunk.n_tokens
+            kept = int(chunk.embeds.shape[0]) if chunk.keep is None else int(chunk.keep.numel())
+            self.counters.tokens_dropped += int(chunk.embeds.shape[0]) - kept  # n_tokens may count framing text
         self.bank.make_room(sum(c.n_tokens for c in chunks), len(frames), self._probe())
         t2 = time.perf_counter()
         self.model.prefill(chunks, self.bank.cache, self.cursor)
