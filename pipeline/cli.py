@@ -15,6 +15,7 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
+from eval.cli import add_eval_parser, cmd_eval
 from pipeline.config import DEFAULT_MODEL_ID, StreamConfig
 from pipeline.errors import SourceError, UserInputError
 
@@ -66,6 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("models", help="list supported model families")
     sub.add_parser("policies", help="list memory policies")
+    add_eval_parser(sub, _add_model_args)
     return parser
 
 
@@ -230,10 +232,17 @@ def cmd_make_tiny(args: argparse.Namespace) -> int:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
+    from models.random_configs import RANDOM_CONFIGS, RANDOM_PREFIX
     from models.registry import FAMILIES
 
+    print(f"{'family':16s} {'model':16s} {'frame (h x w)':14s} tokens/frame")
     for name, fam in FAMILIES.items():
-        print(f"{name:14s} {fam.description}")
+        height, width = fam.default_frame_hw
+        print(f"{name:16s} {fam.description:16s} {f'{height} x {width}':14s} {fam.tokens_per_frame:g}")
+    print("frame size for a 16:9 640x360 source at the default 448x448 pixel budget")
+    print(f"\nrandom-weight real-size configs (--model {RANDOM_PREFIX}NAME; speed and memory only, answers are noise):")
+    for name, entry in RANDOM_CONFIGS.items():
+        print(f"  {RANDOM_PREFIX}{name:22s} {entry.family:16s} {entry.published_params_b:g}B parameters")
     return 0
 
 
@@ -251,6 +260,7 @@ COMMANDS = {
     "make-tiny": cmd_make_tiny,
     "models": cmd_models,
     "policies": cmd_policies,
+    "eval": cmd_eval,
 }
 
 
