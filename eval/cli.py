@@ -53,6 +53,29 @@ def add_eval_parser(sub: Any, add_model_args: Any) -> None:
     score.add_argument("--bootstrap", type=int, default=1000, help="bootstrap replicates (0 = none)")
     score.add_argument("--seed", type=int, default=0, help="seed of the bootstrap and of random fallbacks")
     score.add_argument("--json", action="store_true", help="print the scores as JSON")
+    score.add_argument("--judge-id", help="which judge's judgments to report (when several judged the run)")
+
+    judge = commands.add_parser("judge", help="LLM-judge the open-ended answers of a run (resumable)")
+    judge.add_argument("run_dir")
+    judge.add_argument("--judge", required=True,
+                       help="hf:PATH_OR_HUB_ID (local chat model) or openai:MODEL (with --base-url)")
+    judge.add_argument("--base-url", help="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1")
+    judge.add_argument("--api-key-env", default="OPENAI_API_KEY", help="environment variable holding the API key")
+    judge.add_argument("--manifest", help="manifest (default: the one recorded in run.json)")
+    judge.add_argument("--device", default="auto", help="device of an hf: judge (auto, cpu, cuda)")
+    judge.add_argument("--limit", type=int, help="stop after this many new judgments")
+    judge.add_argument("--retry-errors", action="store_true", help="judge again questions whose judgment failed")
+
+    serve = commands.add_parser("judge-serve", help="serve a local chat model as an OpenAI-compatible judge")
+    serve.add_argument("path", help="hub id or folder of a chat model")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8008, help="port (0 = any free one)")
+    serve.add_argument("--name", help="model name clients pass (default: PATH)")
+    serve.add_argument("--device", default="auto")
+    serve.add_argument("--max-seconds", type=float, help="stop serving after this long")
+
+    tiny = commands.add_parser("make-tiny-judge", help="write a tiny random-weight chat model (offline mechanics)")
+    tiny.add_argument("out_dir")
 
     report = commands.add_parser("report", help="Markdown report and PNG plots of a run folder")
     report.add_argument("run_dir")
@@ -72,7 +95,8 @@ def add_eval_parser(sub: Any, add_model_args: Any) -> None:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    handlers = {"convert": _convert, "run": _run, "score": _score, "report": _report, "needle": _needle}
+    handlers = {"convert": _convert, "run": _run, "score": _score, "report": _report, "needle": _needle,
+                "judge": _judge, "judge-serve": _judge_serve, "make-tiny-judge": _make_tiny_judge}
     return handlers[args.eval_command](args)
 
 
@@ -112,7 +136,7 @@ def _run(args: argparse.Namespace) -> int:
 def _score(args: argparse.Namespace) -> int:
     from eval.scoring.run_scores import score_run
 
-    scores = score_run(args.run_dir, args.manifest, args.bootstrap, args.seed)
+    scores = score_run(args.run_dir, args.manifest, args.bootstrap, args.seed, args.judge_id)
     if args.json:
         print(json.dumps({k: v for k, v in scores.items() if k != "per_question"}, indent=2))
         return 0
@@ -124,7 +148,41 @@ def _score(args: argparse.Namespace) -> int:
             f"{100 * bench['intervals'][metric][1]:.1f}]" for metric, value in bench["metrics"].items())
         print(f"{name}: {metrics}; strict {100 * bench['strict_accuracy']:.1f}; parse failures "
               f"{100 * bench['parse_failure_rate']:.1f}% (strict {100 * bench['strict_parse_failure_rate']:.1f}%)")
+    for name, judged in scores["judged"].items():
+        metrics = judged["metrics"]
+        print(f"{name} judged by {judged['judge']}: accuracy {100 * metrics['judge_accuracy']:.1f}, score "
+              f"{metrics['judge_score']:.2f}/5 ({judged['judged']} judged, {judged['unparsed']} unreadable "
+              f"verdict(s), {judged['judge_errors']} not judged, {judged['unanswered']} unanswered)")
     print(f"wrote {Path(args.run_dir) / 'scores.json'}")
+    return 0
+
+
+def _judge(args: argparse.Namespace) -> int:
+    from eval.judge.backends import make_judge
+    from eval.judge.stage import judge_run
+
+    if args.limit is not None and args.limit < 0:
+        raise UserInputError(f"--limit must be >= 0, got {args.limit}")
+    judge = make_judge(args.judge, args.base_url, args.api_key_env, args.device)
+    summary = judge_run(args.run_dir, judge, args.manifest, args.retry_errors, args.limit)
+    print(f"{summary.written} new judgment(s) by {summary.judge_id} ({summary.errors} error(s), {summary.unparsed} "
+          f"unreadable verdict(s)); {summary.already_done} of {summary.to_judge} answered open-ended question(s) "
+          f"were already judged; {summary.path}")
+    return 0
+
+
+def _judge_serve(args: argparse.Namespace) -> int:
+    from eval.judge.server import serve
+
+    serve(args.path, args.host, args.port, args.name, args.device, max_seconds=args.max_seconds,
+          announce=lambda line: print(line, flush=True))
+    return 0
+
+
+def _make_tiny_judge(args: argparse.Namespace) -> int:
+    from eval.judge.tiny import make_tiny_judge
+
+    print(f"wrote a random-weight judge (its verdicts are noise) to {make_tiny_judge(args.out_dir)}")
     return 0
 
 

@@ -60,6 +60,7 @@ def make_report(run_dir: str | Path, rescore: bool = False, n_boot: int = 1000) 
     lines += _summary_table(scores)
     for name, bench in scores["benchmarks"].items():
         lines += _benchmark_section(name, bench)
+    lines += _judged_section(scores.get("judged") or {})
     lines += _efficiency_section(scores["efficiency"])
     if images:
         lines += ["## Plots", ""] + [f"![{image.stem}](plots/{image.name})" for image in images] + [""]
@@ -98,6 +99,22 @@ def _benchmark_section(name: str, bench: dict[str, Any]) -> list[str]:
         lines.append("")
     lines += [f"> {note}" for note in bench["notes"]] + ([""] if bench["notes"] else [])
     return lines
+
+
+def _judged_section(judged: dict[str, Any]) -> list[str]:
+    if not judged:
+        return []
+    lines = ["## LLM judge (open-ended answers)", "",
+             "Unanswered questions, failed judgments and unreadable verdicts count as wrong with score 0.", "",
+             "| benchmark | judge | accuracy (%) | 95% CI | score (0-5) | judged | unreadable | not judged "
+             "| unanswered |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for name, entry in judged.items():
+        low, high = entry["intervals"]["judge_accuracy"]
+        lines.append(f"| {name} | `{entry['judge']}` | {_pct(entry['metrics']['judge_accuracy'])} | {_pct(low)}-"
+                     f"{_pct(high)} | {entry['metrics']['judge_score']:.2f} | {entry['judged']} | {entry['unparsed']} "
+                     f"| {entry['judge_errors']} | {entry['unanswered']} |")
+    return lines + [""]
 
 
 def _efficiency_section(eff: dict[str, Any]) -> list[str]:

@@ -34,8 +34,15 @@ def manifest_of(run_dir: Path, manifest: str | Path | None = None) -> Path:
 
 
 def score_run(run_dir: str | Path, manifest: str | Path | None = None, n_boot: int = 1000,
-              seed: int = 0) -> dict[str, Any]:
-    """Score every benchmark of the run; returns (and writes) the ``scores.json`` content."""
+              seed: int = 0, judge_id: str | None = None) -> dict[str, Any]:
+    """Score every benchmark of the run; returns (and writes) the ``scores.json`` content.
+
+    When ``streamvqa eval judge`` has judged the run (by ``judge_id``, or by its only judge), the
+    open-ended benchmarks also get judge-based metrics under ``judged``.
+    """
+    from eval.judge.scoring import judged_scores
+    from eval.judge.stage import load_judgments
+
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise UserInputError(f"run folder not found: {run_dir}")
@@ -49,6 +56,7 @@ def score_run(run_dir: str | Path, manifest: str | Path | None = None, n_boot: i
         scorer = scorer_for(benchmark, seed)
         items = [scorer.item(record, predictions.get(record.qid)) for record in members]
         benchmarks[benchmark] = score_items(benchmark, scorer, items, n_boot, seed).to_dict()
+    judge, judgments = load_judgments(run_dir, judge_id)
     known = {record.qid for record in records}
     lines = [line for qid, line in predictions.items() if qid in known]
     result = {
@@ -58,6 +66,7 @@ def score_run(run_dir: str | Path, manifest: str | Path | None = None, n_boot: i
         "errors": sum(bool(line.get("error")) for line in lines),
         "bootstrap": {"replicates": n_boot, "seed": seed, "cluster": "video", "level": 0.95},
         "benchmarks": benchmarks,
+        "judged": judged_scores(records, predictions, judgments, judge, n_boot, seed) if judge else {},
         "efficiency": efficiency(lines),
         "per_question": per_question(records, predictions),
     }
