@@ -41,6 +41,7 @@ def add_eval_parser(sub: Any, add_model_args: Any) -> None:
     run.add_argument("--shard", help="i/N: run only the i-th of N shards (by session; 1-based)")
     run.add_argument("--limit", type=int, help="stop after this many new answers")
     run.add_argument("--retry-errors", action="store_true", help="ask again questions that ended in an error")
+    run.add_argument("--prompts", help="JSON file of prompt templates by benchmark and answer type (eval/prompts.py)")
     run.add_argument("--backend", choices=["local", "ray"], default="local")
     run.add_argument("--workers", type=int, help="Ray actors (default: one per GPU, else 2)")
     run.add_argument("--ray-address", help="address of a running Ray cluster (default: RAY_ADDRESS or a local one)")
@@ -121,7 +122,7 @@ def _run(args: argparse.Namespace) -> int:
         raise UserInputError(f"--limit must be >= 0, got {args.limit}")
     config = config_from_args(args)
     options = RunOptions(Path(args.manifest), Path(args.out), parse_shard(args.shard) if args.shard else None,
-                         args.limit, args.retry_errors)
+                         args.limit, args.retry_errors, Path(args.prompts) if args.prompts else None)
     if args.backend == "ray":
         from eval.ray_backend import run_ray
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from eval.predictions import PredictionWriter, merge_files
+from eval.prompts import PromptBook
 from eval.runner import RunOptions, RunSummary, prepare, run_session
 from eval.sessions import SessionPlan
 from pipeline.config import StreamConfig
@@ -47,8 +48,9 @@ class EvalWorker:
         self.name = name
         self.qa = VideoQA.from_pretrained(config=config)
 
-    def run(self, plan: SessionPlan, todo: set[str]) -> tuple[str, list[dict[str, Any]]]:
-        return self.name, list(run_session(self.qa, plan, todo, worker=self.name))
+    def run(self, plan: SessionPlan, todo: set[str], prompts: PromptBook | None = None
+            ) -> tuple[str, list[dict[str, Any]]]:
+        return self.name, list(run_session(self.qa, plan, todo, worker=self.name, prompts=prompts))
 
 
 def _todo_of(plan: SessionPlan, todo: set[str]) -> set[str]:
@@ -91,7 +93,7 @@ def run_ray(options: RunOptions, config: StreamConfig, workers: int | None = Non
         pool = ray.util.ActorPool(actors)
         try:
             with tqdm(total=target, unit="q", desc="eval (ray)", file=sys.stderr, disable=None) as bar:
-                submit = lambda actor, plan: actor.run.remote(plan, _todo_of(plan, work.todo))  # noqa: E731
+                submit = lambda actor, plan: actor.run.remote(plan, _todo_of(plan, work.todo), work.prompts)  # noqa: E731
                 jobs = pool.map_unordered(submit, sessions)
                 for name, lines in jobs:
                     writer = writers.get(name)

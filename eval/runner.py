@@ -27,7 +27,7 @@ from typing import Any
 
 from eval.manifest import ManifestRecord, load_manifest
 from eval.predictions import PredictionWriter, load_predictions
-from eval.prompts import build_prompt
+from eval.prompts import PromptBook, build_prompt
 from eval.scoring import scorer_for
 from eval.sessions import SessionPlan, plan_sessions, select_shard
 from pipeline.config import StreamConfig
@@ -46,6 +46,7 @@ class RunOptions:
         shard: ``(index, count)`` with a 0-based index, or None for every session.
         limit: stop after this many new predictions (None: run to the end).
         retry_errors: ask again the questions whose last prediction is an error.
+        prompts: a prompts file (see :mod:`eval.prompts`), or None for the standard templates.
     """
 
     manifest: Path
@@ -53,6 +54,7 @@ class RunOptions:
     shard: tuple[int, int] | None = None
     limit: int | None = None
     retry_errors: bool = False
+    prompts: Path | None = None
 
 
 @dataclass
@@ -77,6 +79,7 @@ class WorkPlan:
     total: int
     already_done: int
     skipped_lines: int
+    prompts: PromptBook | None = None
 
 
 def prepare(options: RunOptions, config: StreamConfig, backend: str) -> WorkPlan:
@@ -84,21 +87,29 @@ def prepare(options: RunOptions, config: StreamConfig, backend: str) -> WorkPlan
     loaded = load_manifest(options.manifest)
     if not loaded.records:
         raise UserInputError(f"{options.manifest} has no usable question ({loaded.skipped} malformed line(s))")
+    book = PromptBook.from_file(options.prompts) if options.prompts else None
     options.out.mkdir(parents=True, exist_ok=True)
-    _write_run_info(options, config, backend, loaded.skipped)
+    _write_run_info(options, config, backend, loaded.skipped, book)
     sessions = select_shard(plan_sessions(loaded.records), options.shard)
     done = load_predictions(options.out)
     finished = {qid for qid, line in done.items() if not (options.retry_errors and line.get("error"))}
     in_shard = [q.qid for plan in sessions for q in plan.questions]
     todo = {qid for qid in in_shard if qid not in finished}
     sessions = [plan for plan in sessions if any(q.qid in todo for q in plan.questions)]
-    return WorkPlan(sessions, todo, len(in_shard), len(in_shard) - len(todo), loaded.skipped)
+    return WorkPlan(sessions, todo, len(in_shard), len(in_shard) - len(todo), loaded.skipped, book)
 
 
-def _write_run_info(options: RunOptions, config: StreamConfig, backend: str, skipped: int) -> None:
+def _write_run_info(options: RunOptions, config: StreamConfig, backend: str, skipped: int,
+                    book: PromptBook | None) -> None:
     info_path = options.out / "run.json"
     info: dict[str, Any] = json.loads(info_path.read_text()) if info_path.is_file() else {}
+    prompts = {"file": book.source, "sha256": book.sha256, "templates": book.templates} if book else None
+    if "prompts" in info and (info["prompts"] or {}).get("sha256") != (prompts or {}).get("sha256"):
+        raise UserInputError(
+            f"{options.out} was started with prompts {(info['prompts'] or {}).get('file') or '(standard)'}; "
+            "resuming with other prompts would mix two protocols in one run: pass the same --prompts, or a new --out")
     info.update(
+        prompts=prompts,
         manifest=str(options.manifest.resolve()),
         model=config.model.model,
         config=config.to_dict(),
@@ -138,7 +149,7 @@ def run_local(options: RunOptions, config: StreamConfig) -> RunSummary:
     with PredictionWriter(path) as writer, tqdm(total=target, unit="q", desc="eval", file=sys.stderr,
                                                    dynamic_ncols=True, disable=None) as bar:
         for plan in work.sessions:
-            for line in run_session(qa, plan, work.todo, worker="local"):
+            for line in run_session(qa, plan, work.todo, worker="local", prompts=work.prompts):
                 writer.write(line)
                 summary.written += 1
                 summary.errors += bool(line["error"])
@@ -151,7 +162,8 @@ def run_local(options: RunOptions, config: StreamConfig) -> RunSummary:
 
 
 # ------------------------------------------------------------------------------------- one session
-def run_session(qa: Any, plan: SessionPlan, todo: set[str], worker: str) -> Iterator[dict[str, Any]]:
+def run_session(qa: Any, plan: SessionPlan, todo: set[str], worker: str,
+                prompts: PromptBook | None = None) -> Iterator[dict[str, Any]]:
     """Stream ``plan``'s video once and yield a prediction line for each of its questions in ``todo``.
 
     ``qa`` is a :class:`~pipeline.videoqa.VideoQA`. Never raises for a bad video or question: those
@@ -172,10 +184,11 @@ def run_session(qa: Any, plan: SessionPlan, todo: set[str], worker: str) -> Iter
         return
     with session:
         for question in questions:
-            yield _answer(session, question, qa, worker)
+            yield _answer(session, question, qa, worker, prompts)
 
 
-def _answer(session: Any, question: ManifestRecord, qa: Any, worker: str) -> dict[str, Any]:
+def _answer(session: Any, question: ManifestRecord, qa: Any, worker: str,
+            prompts: PromptBook | None = None) -> dict[str, Any]:
     started = time.perf_counter()
     _reset_peak_memory()
     try:
@@ -184,7 +197,7 @@ def _answer(session: Any, question: ManifestRecord, qa: Any, worker: str) -> dic
         else:
             if question.ask_time is None:
                 _ingest_to_end(session)
-            answer, extra = session.ask(build_prompt(question), at=question.ask_time), {}
+            answer, extra = session.ask(build_prompt(question, prompts), at=question.ask_time), {}
     except UserInputError as error:
         return _line(question, qa, worker, error=str(error), latency_s=time.perf_counter() - started)
     except Exception as error:  # noqa: BLE001 - one failed question must not stop the run
