@@ -74,6 +74,11 @@ class ThumbnailStore:
         with self._lock:
             return (self._times[-1], self._images[-1]) if self._times else None
 
+    def first_timestamp(self) -> float | None:
+        """Timestamp of the oldest stored thumbnail."""
+        with self._lock:
+            return self._times[0] if self._times else None
+
     def nearest(self, timestamp: float) -> tuple[float, np.ndarray] | None:
         """The stored ``(timestamp, thumbnail)`` closest in time to ``timestamp``."""
         with self._lock:
