@@ -129,7 +129,7 @@ def build_app(engine: DemoEngine, max_streams: int = 4) -> gr.Blocks:
         evidence = stream.evidence()
         if evidence:
             gallery = gr.Gallery(
-                value=[(e.image, e.caption) for e in evidence], columns=min(len(evidence), 4), height="auto",
+                value=[(e.image, e.caption) for e in evidence], columns=min(len(evidence), 6), height=150,
                 label=stream.evidence_label, elem_classes=["evidence"], allow_preview=False, buttons=[],
             )  # fmt: skip
             history.append({"role": "assistant", "content": gallery})
@@ -174,7 +174,7 @@ def build_app(engine: DemoEngine, max_streams: int = 4) -> gr.Blocks:
                 live = gr.Image(label="Now in memory (latest ingested frame)", interactive=False, height=200,
                                 elem_id="live-frame")  # fmt: skip
             with gr.Column(scale=5):
-                chat = gr.Chatbot(label="Questions and answers", height=420, elem_id="chat")
+                chat = gr.Chatbot(label="Questions and answers", height=520, elem_id="chat")
                 with gr.Row():
                     question = gr.Textbox(placeholder="Ask about the video…", show_label=False, scale=5,
                                           elem_id="question")  # fmt: skip

@@ -54,7 +54,11 @@ def serve_demo(checkpoint: Path, port: int) -> Iterator[ServedApp]:
     import app as demo_app
     from pipeline.demo.stream import DemoEngine
 
-    args = demo_app.parse_args(["--model", str(checkpoint), "--device", "cpu", "--fps", "2", "--port", str(port)])
+    # a small window and budget so that the long-term tier and compression show within seconds
+    args = demo_app.parse_args([
+        "--model", str(checkpoint), "--device", "cpu", "--fps", "2", "--port", str(port),
+        "--policy", "uniform_frames", "--window-frames", "4", "--budget-tokens", "150",
+    ])  # fmt: skip
     config = demo_app.build_config(args).replace("model", dtype="float32", local_files_only=True)
     engine = DemoEngine.start(config)
     blocks = demo_app.build_app(engine, max_streams=4)

@@ -84,6 +84,7 @@ def test_upload_plays_answers_while_playing_with_evidence_and_live_memory(
     assert "Frames resident in memory" in page.text("#chat")  # labelled for what they are
 
     wait_until(lambda: page.plot_source() not in (None, plot_before), 15, "the memory plot to change")
+    wait_until(lambda: re.search(r"Compression (?!1\.00)\d", page.text("#memory-stats")), 20, "compression")
     stats = page.text("#memory-stats")
     for needle in ("short-term", "long-term", "Compression", "frames/s", "lag", "dropped"):
         assert needle in stats
