@@ -26,9 +26,30 @@ from pipeline.errors import UserInputError
 logger = logging.getLogger("streamvqa.app")
 
 CSS = """
-#status.error { color: #b00020; font-weight: 600; }
-#evidence-note { font-size: 0.85em; opacity: 0.8; }
+#status.error, #webcam-error { color: #b00020; font-weight: 600; }
 """
+
+# The browser, not the server, knows when camera access fails: say so in the page.
+WEBCAM_JS = """
+() => {
+    const media = navigator.mediaDevices;
+    if (!media || !media.getUserMedia) return;
+    const original = media.getUserMedia.bind(media);
+    media.getUserMedia = async (constraints) => {
+        try {
+            return await original(constraints);
+        } catch (error) {
+            const box = document.querySelector('#webcam-error');
+            if (box) box.textContent = `Webcam unavailable (${error.name}): allow camera access for this page `
+                + 'in the browser settings, or use Upload or Stream URL instead.';
+            throw error;
+        }
+    };
+}
+"""
+
+LAUNCH_OPTIONS = {"css": CSS, "js": WEBCAM_JS}
+"""Options of ``Blocks.launch`` that belong to the page (tests launch with them too)."""
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -83,15 +104,18 @@ def build_app(engine: DemoEngine, max_streams: int = 4) -> gr.Blocks:
     def start_url(url: str, policy: str, budget: float | None, request: gr.Request) -> tuple[str, list]:
         return start((url or "").strip(), "url", policy, budget, request)
 
-    def webcam_frame(frame: Any, policy: str, budget: float | None, request: gr.Request) -> None:
-        stream = stream_of(request)
+    def webcam_frame(frame: Any, policy: str, budget: float | None, request: gr.Request) -> Any:
+        """Hand a browser webcam frame to this tab's stream, starting a webcam stream on the first one."""
         if frame is None:
-            return
+            return gr.update()
+        stream = stream_of(request)
+        message = gr.update()
         if stream is None or stream.kind != "webcam":
-            start("webcam", "webcam", policy, budget, request)
+            message, _ = start("webcam", "webcam", policy, budget, request)
             stream = stream_of(request)
         if stream is not None:
             stream.push(frame)
+        return message
 
     def toggle_pause(request: gr.Request) -> tuple[str, str]:
         stream = stream_of(request)
@@ -162,6 +186,7 @@ def build_app(engine: DemoEngine, max_streams: int = 4) -> gr.Blocks:
                     with gr.Tab("Webcam", id="webcam"):
                         webcam = gr.Image(label="Webcam", sources=["webcam"], streaming=True, type="numpy",
                                           elem_id="webcam")  # fmt: skip
+                        gr.HTML("<div id='webcam-error'></div>")
                 with gr.Accordion("Memory settings (apply when a stream starts)", open=False):
                     policy = gr.Dropdown(list(POLICIES), value=defaults.policy, label="Policy (a+b wraps b in a)",
                                          allow_custom_value=True, elem_id="policy")  # fmt: skip
@@ -186,7 +211,8 @@ def build_app(engine: DemoEngine, max_streams: int = 4) -> gr.Blocks:
         video.upload(start_upload, [video, *settings], [status, chat], concurrency_limit=None)
         connect.click(start_url, [url, *settings], [status, chat], concurrency_limit=None)
         url.submit(start_url, [url, *settings], [status, chat], concurrency_limit=None)
-        webcam.stream(webcam_frame, [webcam, *settings], None, stream_every=0.5, concurrency_limit=None)
+        webcam.stream(webcam_frame, [webcam, *settings], [status], stream_every=0.5, concurrency_limit=None,
+                      show_progress="hidden")  # fmt: skip
         pause.click(toggle_pause, None, [pause, status], concurrency_limit=None)
         reset_button.click(reset, None, [status, chat, live, memory, plot], concurrency_limit=None)
         for trigger in (ask_button.click, question.submit):
@@ -214,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     demo = build_app(engine, args.max_streams)
     try:
-        demo.launch(server_name=args.host, server_port=args.port, css=CSS)
+        demo.launch(server_name=args.host, server_port=args.port, **LAUNCH_OPTIONS)
     finally:
         demo.registry.close_all()
         engine.close()

@@ -62,7 +62,8 @@ def serve_demo(checkpoint: Path, port: int) -> Iterator[ServedApp]:
     config = demo_app.build_config(args).replace("model", dtype="float32", local_files_only=True)
     engine = DemoEngine.start(config)
     blocks = demo_app.build_app(engine, max_streams=4)
-    blocks.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, css=demo_app.CSS)
+    blocks.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
+                  **demo_app.LAUNCH_OPTIONS)
     try:
         yield ServedApp(f"http://127.0.0.1:{port}/", blocks)
     finally:

@@ -40,14 +40,28 @@ def served(tiny_checkpoints: dict[str, Path]) -> Iterator[ServedApp]:
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
+def playwright() -> Iterator[object]:
     from playwright.sync_api import sync_playwright
 
-    with sync_playwright() as playwright:
-        instance = playwright.chromium.launch(executable_path=chromium_path(), headless=True,
-                                              args=["--autoplay-policy=no-user-gesture-required"])  # fmt: skip
+    with sync_playwright() as instance:
         yield instance
-        instance.close()
+
+
+@pytest.fixture(scope="module")
+def browser(playwright) -> Iterator[object]:
+    instance = playwright.chromium.launch(executable_path=chromium_path(), headless=True,
+                                          args=["--autoplay-policy=no-user-gesture-required"])  # fmt: skip
+    yield instance
+    instance.close()
+
+
+@pytest.fixture(scope="module")
+def camera_browser(playwright) -> Iterator[object]:
+    """Chromium with a fake camera (a test pattern) that pages may use without a prompt."""
+    fake = ["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"]
+    instance = playwright.chromium.launch(executable_path=chromium_path(), headless=True, args=fake)
+    yield instance
+    instance.close()
 
 
 @pytest.fixture
@@ -152,3 +166,35 @@ def test_each_tab_has_its_own_stream_released_when_it_closes(
     wait_until(lambda: len(served.app.registry) == 1, 30, "the closed tab to release its stream")
     contexts[1].close()
     wait_until(lambda: len(served.app.registry) == 0, 30, "every stream to be released")
+
+
+def _open_webcam(browser, served: ServedApp, granted: bool) -> tuple[object, DemoPage]:
+    context = browser.new_context(permissions=["camera"] if granted else [])
+    page = DemoPage(context.new_page(), served.url)
+    page.page.get_by_role("tab", name="Webcam").click()
+    page.page.get_by_text("Click to Access Webcam").click()
+    return context, page
+
+
+def test_webcam_frames_stream_into_memory(camera_browser, served: ServedApp) -> None:
+    context, page = _open_webcam(camera_browser, served, granted=True)
+    try:
+        record = page.page.locator("#webcam button[aria-label='capture photo']")
+        record.wait_for(timeout=15_000)
+        record.click()  # a streaming image component starts sending frames
+        wait_until(lambda: "Watching webcam" in page.status(), 30, "the webcam stream to start")
+        wait_until(lambda: page.frames_ingested() >= 2, 30, "webcam frames in memory")
+        page.ask("What do you see?")
+        assert STAMP.search(page.answer_text())
+    finally:
+        context.close()
+
+
+def test_webcam_denied_is_explained_in_the_page(browser, served: ServedApp) -> None:
+    context, page = _open_webcam(browser, served, granted=False)
+    try:
+        message = wait_until(lambda: page.text("#webcam-error"), 15, "the webcam-denied message")
+        assert "Webcam unavailable" in message and "allow camera access" in message
+        assert page.page.locator("#question textarea").is_enabled()
+    finally:
+        context.close()
