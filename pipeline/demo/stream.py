@@ -1,16 +1,19 @@
-"""One browser tab's stream as the demo sees it: open a source, ingest, answer, report.
+"""One browser tab's stream as the demo sees it: a thin layer over the real-time engine.
 
-:class:`DemoEngine` holds the model (loaded once, shared by every tab); :class:`DemoStream` is one
-tab's stream: its source, its session (memory), the thumbnails of what it ingested and the history
-of its statistics. The page calls a handful of verbs (``ask``, ``refresh``, ``set_paused``, ``push``,
-``close``) and renders what they return; nothing here imports Gradio.
+:class:`DemoEngine` holds one :class:`~pipeline.engine.RealtimeVideoQA` (the model, loaded once, and
+the worker that interleaves every tab's ingest and answers); :class:`DemoStream` is one tab's stream
+handle plus what only the page needs: thumbnails of the captured frames, the history of the
+statistics, and pause. The page calls a handful of verbs (``ask``, ``refresh``, ``set_paused``,
+``push``, ``close``) and renders what they return; nothing here imports Gradio.
+
+Adapters for what the engine API does not offer (see ``pipeline/demo/tap.py`` and
+:func:`resident_chunks`): pausing capture, and which frames are resident in a stream's memory.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -23,9 +26,10 @@ from pipeline.demo.history import StatsHistory, StatsSample
 from pipeline.demo.push_source import PushSource
 from pipeline.demo.tap import TappedSource
 from pipeline.demo.thumbnails import Evidence, ThumbnailStore, resident_evidence
+from pipeline.engine.client import RealtimeVideoQA, StreamHandle
+from pipeline.engine.core import EngineCore
 from pipeline.errors import SourceError, UserInputError
 from pipeline.sources import open_source
-from pipeline.videoqa import VideoQA
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +42,7 @@ EVIDENCE_LABEL = (
 )
 
 
-def has_random_weights(qa: VideoQA) -> bool:
+def has_random_weights(qa: RealtimeVideoQA) -> bool:
     """Whether ``qa``'s model is a random-weight checkpoint (``random:`` configs and tiny checkpoints)."""
     if qa.model.model_id.startswith("random:"):
         return True
@@ -94,9 +98,9 @@ class Snapshot:
 
 
 class DemoEngine:
-    """The loaded model and the defaults every tab starts from."""
+    """The real-time engine (model + worker) and the defaults every tab starts from."""
 
-    def __init__(self, qa: VideoQA) -> None:
+    def __init__(self, qa: RealtimeVideoQA) -> None:
         self.qa = qa
         self.config = qa.config
         self.random_weights = has_random_weights(qa)
@@ -104,7 +108,7 @@ class DemoEngine:
     @classmethod
     def start(cls, config: StreamConfig) -> DemoEngine:
         """Load the model named in ``config`` (raises :class:`UserInputError` with the fix when it cannot)."""
-        return cls(VideoQA.from_pretrained(config=config))
+        return cls(RealtimeVideoQA.from_pretrained(config=config))
 
     def open_stream(
         self, spec: str, kind: str, policy: str | None = None, budget_tokens: int | None = None
@@ -120,42 +124,41 @@ class DemoEngine:
         return DemoStream(self.qa, config, spec, kind)
 
     def close(self) -> None:
-        """Nothing to release beyond the streams (the registry closes them); kept for symmetry."""
+        """Stop the engine (cancels answers, stops every capture, frees every memory)."""
+        self.qa.close()
         logger.info("demo engine closed")
 
 
 class DemoStream:
-    """One tab's stream: source → session memory, with thumbnails, counters and answers.
+    """One tab's stream: an engine stream handle plus thumbnails, statistics history and pause.
 
     Args:
-        qa: the shared model front end.
+        qa: the shared engine.
         config: this stream's configuration (policy and budget chosen on the page).
         spec: file path, URL, or ``"webcam"`` (frames then come through :meth:`push`).
         kind: ``upload``, ``url`` or ``webcam`` (for messages).
     """
 
-    def __init__(self, qa: VideoQA, config: StreamConfig, spec: str, kind: str) -> None:
+    def __init__(self, qa: RealtimeVideoQA, config: StreamConfig, spec: str, kind: str) -> None:
         self.kind = kind
+        self.config = config
         self.thumbnails = ThumbnailStore()
         self.history = StatsHistory()
         self.evidence_label = EVIDENCE_LABEL
-        self.paused = False
+        self._core = qa.core
         self._push: PushSource | None = None
         self._source = TappedSource(self._open(spec, kind, config), self.thumbnails.add)
         try:
-            self.session = qa.session(config)  # raises UserInputError for a bad policy or budget
+            # an upload is paced on the wall clock so memory follows the player; live inputs drop when behind
+            self.handle: StreamHandle = qa.watch(
+                self._source, realtime=kind == "upload", drop_policy="drop_oldest", config=config
+            )
         except BaseException:
             self._source.close()
             raise
-        self._lock = threading.Lock()  # one user of the session at a time
-        self._stop = threading.Event()
         self._started = time.monotonic()
-        self._first_frame_wall: float | None = None
         self._last_sample: tuple[float, int] = (self._started, 0)
         self._last_evidence: list[Evidence] = []
-        self.error: str | None = None
-        self._worker = threading.Thread(target=self._ingest_loop, name=f"demo-ingest-{kind}", daemon=True)
-        self._worker.start()
 
     def _open(self, spec: str, kind: str, config: StreamConfig):
         fps = config.source.fps
@@ -164,33 +167,15 @@ class DemoStream:
             return self._push
         if kind == "upload" and not os.path.isfile(spec):
             raise SourceError(f"the uploaded file is gone ({spec}): upload it again")
-        # an upload is paced on the wall clock so memory follows the player; live sources are real time already
-        return open_source(spec, fps=fps, realtime=kind == "upload")
+        return open_source(spec, fps=fps)
 
-    # ------------------------------------------------------------------------------------ ingest
-    def _ingest_loop(self) -> None:
-        """Read frames (waiting on the source outside the lock) and feed them into memory."""
-        try:
-            for frame in self._source:
-                while self.paused and not self._stop.is_set():
-                    time.sleep(0.05)
-                if self._stop.is_set():
-                    return
-                with self._lock:
-                    self.session.feed([frame])
-                if self._first_frame_wall is None:
-                    self._first_frame_wall = time.monotonic()
-            logger.info("source ended: %s", self._source.end_reason)
-        except SourceError as error:
-            self.error = f"the stream stopped: {error}"
-            logger.info("stream ended with an error: %s", error)
-        except Exception as error:  # a bug must not kill the app: report it on the page
-            logger.exception("ingest failed")
-            self.error = f"ingest failed: {error}"
+    @property
+    def paused(self) -> bool:
+        return self._source.paused
 
     def set_paused(self, paused: bool) -> None:
-        """Pause or resume ingest (the source keeps its place; live sources drop what arrives meanwhile)."""
-        self.paused = paused
+        """Pause or resume capture (a live source drops what arrives meanwhile and counts it)."""
+        self._source.set_paused(paused)
 
     def push(self, rgb: np.ndarray) -> None:
         """A webcam frame from the browser."""
@@ -199,56 +184,65 @@ class DemoStream:
 
     # ---------------------------------------------------------------------------------- answers
     def ask(self, question: str) -> Iterator[AnswerUpdate]:
-        """Answer from everything ingested so far, piece by piece; memory is left as it was."""
-        with self._lock:
-            stream = self.session.ask_stream(question)
-            covered = stream._covered
-            update = AnswerUpdate("", stream.question_time, frames_covered=covered)
-            self._last_evidence = resident_evidence(self.thumbnails, self.session.bank.kept_per_frame())
-            text = []
-            for piece in stream:
+        """Answer from every frame captured up to now, piece by piece (ingest goes on meanwhile)."""
+        request = self.handle.ask(question)
+        info = request.info
+        text: list[str] = []
+        try:
+            for piece in request:
                 text.append(piece.text)
-                update = AnswerUpdate("".join(text), stream.question_time, frames_covered=covered)
-                yield update
-            stream.close()
-        yield AnswerUpdate(update.text, update.question_time, done=True, frames_covered=covered)
+                yield AnswerUpdate("".join(text), info.question_time, frames_covered=info.frames_covered)
+        except GeneratorExit:
+            request.cancel()
+            raise
+        self._last_evidence = self._evidence(info.frames_covered)
+        yield AnswerUpdate("".join(text), info.question_time, done=True, frames_covered=info.frames_covered)
+
+    def _evidence(self, covered: tuple[float, float] | None) -> list[Evidence]:
+        chunks = resident_chunks(self._core, self.handle.stream_id)
+        if covered is not None:  # the frames this answer's view held, not the ones ingested since
+            chunks = [(t, kept) for t, kept in chunks if covered[0] <= t <= covered[1]]
+        return resident_evidence(self.thumbnails, chunks)
 
     def evidence(self) -> list[Evidence]:
-        """Thumbnails behind the last answer (frames resident in memory when it was asked)."""
+        """Thumbnails behind the last answer (frames resident in memory for it)."""
         return self._last_evidence
 
     # ----------------------------------------------------------------------------------- reports
     def sample(self) -> StatsSample:
-        """Read the session's counters into the history."""
-        with self._lock:
-            stats = self.session.stats()
-        memory, ingest = stats["memory"], stats["ingest"]
+        """Read the engine's counters for this stream into the history."""
+        stats = self.handle.stats()
+        memory = stats["memory"] or {}
         now = time.monotonic()
-        frames = int(ingest["frames_ingested"])
+        frames = int(stats["frames_encoded"])
         then, frames_then = self._last_sample
         fps = (frames - frames_then) / (now - then) if now > then else 0.0
         self._last_sample = (now, frames)
-        video_time = stats["last_timestamp"]
-        lag = 0.0
-        if self._first_frame_wall is not None and video_time is not None and self.kind != "webcam":
-            first = self.thumbnails.first_timestamp() or 0.0
-            lag = max(0.0, (now - self._first_frame_wall) - (video_time - first)) if not self.paused else 0.0
+        backlog = stats["frames_queued"] + stats["frames_buffered"]
+        rate = self.config.source.fps or 1.0
         sample = StatsSample(
             elapsed_s=round(now - self._started, 3),
-            video_time=video_time,
+            video_time=stats["newest_captured"],
             frames_ingested=frames,
-            sink_tokens=memory["sink_tokens"],
-            short_term_tokens=memory["short_term_tokens"],
-            long_term_tokens=memory["long_term_tokens"],
-            device_bytes=memory["device_bytes"],
-            logical_tokens=memory["logical_tokens"],
-            compression_ratio=memory["compression_ratio"],
+            sink_tokens=memory.get("sink_tokens", 0),
+            short_term_tokens=memory.get("short_term_tokens", 0),
+            long_term_tokens=memory.get("long_term_tokens", 0),
+            device_bytes=memory.get("device_bytes", 0),
+            logical_tokens=memory.get("logical_tokens", 0),
+            compression_ratio=memory.get("compression_ratio", 1.0),
             ingest_fps=round(fps, 3),
-            lag_s=round(lag, 3),
-            dropped_frames=self._source.frames_dropped,
+            lag_s=round(backlog / rate, 3),  # captured but not yet in memory, in video seconds
+            dropped_frames=int(stats["frames_dropped"]) + self._source.frames_dropped,
         )
         self.history.add(sample)
+        self._end_reason = stats["end_reason"]
         return sample
+
+    @property
+    def error(self) -> str | None:
+        """The stream's failure, in words, once capture ended with an error."""
+        reason = getattr(self, "_end_reason", None)
+        return f"the stream stopped: {reason[len('error: '):]}" if reason and reason.startswith("error") else None
 
     def refresh(self) -> Snapshot:
         """Sample the counters and build what the live panels show."""
@@ -268,7 +262,7 @@ class DemoStream:
         def row(name: str, tokens: int) -> str:
             return f"| {name} | {tokens:,} | {_human_bytes(tokens * per_token)} |"
 
-        state = "paused" if self.paused else (self._source.end_reason or "ingesting")
+        state = "paused" if self.paused else (getattr(self, "_end_reason", None) or "ingesting")
         video = "-" if s.video_time is None else f"{s.video_time:.1f} s"
         return "\n".join([
             f"**Stream:** {state} · video time {video} · {s.frames_ingested} frames ingested",
@@ -286,14 +280,26 @@ class DemoStream:
 
     # --------------------------------------------------------------------------------- lifecycle
     def close(self) -> None:
-        """Stop ingest and release the source and the memory."""
-        self._stop.set()
-        self._source.close()
-        self._worker.join(timeout=10)
-        with self._lock:
-            self.session.close()
-        self.thumbnails.clear()
-        self.history.clear()
+        """Stop capture, cancel this stream's answers and release its memory."""
+        try:
+            self.handle.close()
+        finally:
+            self._source.close()
+            self.thumbnails.clear()
+            self.history.clear()
+
+
+def resident_chunks(core: EngineCore, stream_id: int) -> list[tuple[float, float]]:
+    """``(first timestamp, fraction kept)`` of each chunk resident in a stream's memory.
+
+    Adapter: the engine's public stats give memory totals, not which frames are resident; this reads
+    the stream's memory bank in the engine's worker thread, between steps (``EngineCore.call``).
+    """
+    try:
+        return core.call(lambda: core._stream(stream_id).session.bank.kept_per_frame(), timeout=10)
+    except Exception:  # noqa: BLE001 - evidence is best effort: a closed stream has none
+        logger.debug("no resident chunks for stream %d", stream_id, exc_info=True)
+        return []
 
 
 def _human_bytes(count: float) -> str:
