@@ -21,7 +21,7 @@ from memory.policies import POLICIES
 from pipeline.config import StreamConfig
 from pipeline.demo.registry import SessionRegistry
 from pipeline.demo.stream import DemoEngine, DemoStream, model_banner
-from pipeline.errors import UserInputError
+from pipeline.errors import StreamVQAError, UserInputError
 
 logger = logging.getLogger("streamvqa.app")
 
@@ -146,7 +146,7 @@ def build_app(engine: DemoEngine, max_streams: int = 4) -> gr.Blocks:
             for update in stream.ask(question):
                 history[-1] = {"role": "assistant", "content": update.markdown()}
                 yield history, "", gr.update()
-        except UserInputError as error:
+        except StreamVQAError as error:  # bad question, stream closed or failed, answer cancelled
             history[-1] = {"role": "assistant", "content": f"⚠️ {error}"}
             yield history, "", _status(str(error), error=True)
             return
