@@ -81,6 +81,13 @@ class CaptureQueue:
         with self._cond:
             return len(self._items)
 
+    def count(self, until: float | None = None) -> int:
+        """Queued frames (only those with timestamp <= ``until`` if given)."""
+        with self._cond:
+            if until is None:
+                return len(self._items)
+            return sum(1 for frame, _ in self._items if frame.timestamp <= until)
+
     def oldest_timestamp(self) -> float | None:
         with self._cond:
             return self._items[0][0].timestamp if self._items else None

@@ -258,8 +258,24 @@ class EngineCore:
                 catch_up.add(request.stream_id)
         return catch_up
 
+    def _holds(self) -> dict[int, float]:
+        """Per stream, the earliest question time of a question that will start soon: ingest must not
+        take frames after it first, so the answer sees exactly the frames up to its time. When every
+        answer slot is busy nothing is held (ingest never waits for a slot); the answer then covers
+        newer frames too, and says so in ``frames_covered``."""
+        decoding = sum(1 for r in self._requests.values() if r.phase is Phase.DECODING)
+        if decoding >= self.settings.max_active_answers:
+            return {}
+        holds: dict[int, float] = {}
+        for request in self._requests.values():
+            time_ = request.info.question_time
+            if request.phase in (Phase.WAITING, Phase.READY) and time_ is not None:
+                holds[request.stream_id] = min(time_, holds.get(request.stream_id, time_))
+        return holds
+
     def _snapshot(self, catch_up: set[int]) -> SchedulerInput:
-        streams = tuple(s.view(s.stream_id in catch_up) for s in self._streams.values())
+        self._hold = self._holds()
+        streams = tuple(s.view(s.stream_id in catch_up, self._hold.get(s.stream_id)) for s in self._streams.values())
         requests = tuple(
             RequestView(r.request_id, r.stream_id, r.phase, r.arrival) for r in self._requests.values()
         )
@@ -267,6 +283,7 @@ class EngineCore:
 
     def _run(self) -> None:
         self._drain_on_close = False
+        self._hold: dict[int, float] = {}
         try:
             while True:
                 self._apply_commands()
@@ -314,7 +331,7 @@ class EngineCore:
 
     def _ingest(self, stream: EngineStream) -> None:
         session = stream.session
-        frames = stream.queue.take(max(1, stream.batch_frames - len(session._buffer)))
+        frames = stream.queue.take(max(1, stream.batch_frames - len(session._buffer)), self._hold.get(stream.stream_id))
         if frames:
             session.feed(frames)
             stream.ingest_steps += 1

@@ -156,6 +156,7 @@ class StreamStats:
         stream_id: the stream.
         frames_read: frames the capture thread took from the source.
         frames_dropped: frames discarded by the drop policy (never encoded).
+        source_frames_dropped: frames the source itself discarded before capture (its own queue).
         frames_encoded: frames prefilled into memory.
         frames_queued: frames waiting in the capture queue.
         frames_buffered: frames taken but waiting to fill a chunk.
@@ -172,6 +173,7 @@ class StreamStats:
     stream_id: int
     frames_read: int = 0
     frames_dropped: int = 0
+    source_frames_dropped: int = 0
     frames_encoded: int = 0
     frames_queued: int = 0
     frames_buffered: int = 0

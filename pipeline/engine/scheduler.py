@@ -42,7 +42,7 @@ class Scheduler:
             raise ValueError("decode_steps_per_ingest and max_active must be >= 1")
         self.decode_steps_per_ingest = decode_steps_per_ingest
         self.max_active = max_active
-        self.answer_steps_since_ingest = 0
+        self.answer_steps_since_ingest = decode_steps_per_ingest  # waiting frames go first
         self._last_ingest_stream: int | None = None
         self._last_answer_stream: int | None = None
         self._last_request: dict[int, int] = {}  # stream -> last request served

@@ -50,9 +50,11 @@ class EngineStream:
         newest = self.queue.newest_timestamp
         return self.capture_ended or (newest is not None and newest >= question_time)
 
-    def view(self, catch_up: bool) -> StreamView:
-        queued = 0 if self.failure is not None else len(self.queue)
-        return StreamView(self.stream_id, queued, self.batch_frames, self.capture_ended, catch_up)
+    def view(self, catch_up: bool, hold: float | None) -> StreamView:
+        """The scheduler's view; ``hold``: frames after this time wait (a question about it starts first)."""
+        queued = 0 if self.failure is not None else self.queue.count(hold)
+        ended = self.capture_ended or (hold is not None and queued < len(self.queue))
+        return StreamView(self.stream_id, queued, self.batch_frames, ended, catch_up)
 
     def stats(self) -> StreamStats:
         session = self.session
@@ -60,6 +62,7 @@ class EngineStream:
             stream_id=self.stream_id,
             frames_read=self.queue.frames_read,
             frames_dropped=self.queue.frames_dropped,
+            source_frames_dropped=int(getattr(self.capture.frames, "frames_dropped", 0) or 0),
             frames_encoded=session.counters.frames_ingested,
             frames_queued=len(self.queue),
             frames_buffered=len(session._buffer),
