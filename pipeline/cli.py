@@ -9,14 +9,12 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import queue
 import sys
-import threading
 from collections.abc import Sequence
-from typing import Any
 
 from eval.cli import add_eval_parser, cmd_eval
 from pipeline.config import DEFAULT_MODEL_ID, StreamConfig
+from pipeline.engine.watch_args import add_watch_args
 from pipeline.errors import SourceError, UserInputError
 
 logger = logging.getLogger("streamvqa")
@@ -57,6 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     watch.add_argument("source", help="video file, URL, or webcam index")
     watch.add_argument("--realtime", action="store_true", help="pace files at their real speed")
     watch.add_argument("--json", action="store_true", help="one JSON line per answer, then the session counters")
+    add_watch_args(watch)
     _add_model_args(watch)
 
     tiny = sub.add_parser("make-tiny", help="write a tiny random-weight checkpoint (offline tests and demos)")
@@ -151,76 +150,9 @@ def cmd_ask(args: argparse.Namespace) -> int:
 
 
 def cmd_watch(args: argparse.Namespace) -> int:
-    from pipeline.videoqa import VideoQA
+    from pipeline.engine.watch_cli import run_watch
 
-    config = config_from_args(args)
-    spec = _source_spec(args.source)
-    qa = VideoQA.from_pretrained(config=config)
-    questions: queue.Queue[str | None] = queue.Queue()
-
-    def read_stdin() -> None:
-        for line in sys.stdin:
-            questions.put(line.rstrip("\n"))
-        questions.put(None)
-
-    threading.Thread(target=read_stdin, name="stdin-reader", daemon=True).start()
-    with qa.session() as session:
-        source = session.watch(spec)
-        stdin_open = True
-        while stdin_open:
-            try:
-                question = questions.get(block=session.source_exhausted)
-            except queue.Empty:
-                question = ""
-                try:
-                    if session.ingest_step() == 0 and session.source_exhausted:
-                        _report_end(session, args.json)
-                except UserInputError as error:
-                    print(f"error: stream ended: {error}", file=sys.stderr)
-                continue
-            if question is None:
-                stdin_open = False
-            elif question.strip():
-                _answer_line(session, question, args.json)
-        counters = {"frames_read": source.frames_read, "frames_dropped": source.frames_dropped}
-        counters.update(session.counters.as_dict())
-        counters["source_end_reason"] = session.source_end_reason
-        print(json.dumps({"session": counters}) if args.json else f"session: {counters}")
-    return 0
-
-
-def _report_end(session: Any, as_json: bool) -> None:
-    message = f"stream ended ({session.source_end_reason}); still answering from memory"
-    if not as_json:
-        print(message, file=sys.stderr)
-
-
-def _answer_line(session: Any, question: str, as_json: bool) -> None:
-    try:
-        stream = session.ask_stream(question)
-    except UserInputError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return
-    for piece in stream:
-        if not as_json:
-            print(piece.text, end="", flush=True)
-    answer = stream.result()
-    if as_json:
-        print(
-            json.dumps(
-                {
-                    "question": answer.question,
-                    "question_time": answer.question_time,
-                    "answer": answer.answer,
-                    "frames_covered": list(answer.frames_covered) if answer.frames_covered else None,
-                    "lag_s": answer.timing["catch_up_s"],
-                    "ttft_s": answer.timing["ttft_s"],
-                }
-            ),
-            flush=True,
-        )
-    else:
-        print(flush=True)
+    return run_watch(args, config_from_args(args), _source_spec(args.source))
 
 
 def cmd_make_tiny(args: argparse.Namespace) -> int:
