@@ -246,7 +246,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--window-frames", type=int, default=16)
     parser.add_argument("--budget-tokens", type=int, default=256, help="long-term tokens per layer and KV head")
     parser.add_argument("--chunks-per-forward", type=int, default=2)
-    parser.add_argument("--questions", type=int, default=5, help=f"fixed questions per checkpoint (<= {len(QUESTIONS)})")
+    parser.add_argument("--questions", type=int, default=5, help=f"questions per checkpoint (<= {len(QUESTIONS)})")
     parser.add_argument("--max-new-tokens", type=int, default=16)
     parser.add_argument("--baseline-frames", type=int, nargs="+", default=[32, 64])
     parser.add_argument("--clip-seconds", type=int, default=120, help="length of the decoded test clip")
