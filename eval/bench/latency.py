@@ -33,6 +33,7 @@ import platform
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -170,8 +171,13 @@ def warm_up(model, base: ReencodeBaseline, tape: FrameTape, config: StreamConfig
         baseline(base, tape, 8, n, QUESTIONS[0], 2)
 
 
-def bench_run(spec: RunSpec, args: argparse.Namespace, workdir: Path, video: Path) -> dict:
-    """The length sweep (and the engine measurement) for one model configuration."""
+def bench_run(
+    spec: RunSpec, args: argparse.Namespace, workdir: Path, video: Path, save: Callable[[dict], None]
+) -> dict:
+    """The length sweep (and the engine measurement) for one model configuration.
+
+    ``save`` is called with the run's results so far after every checkpoint (a long run that is
+    stopped keeps what it measured)."""
     checkpoint = make_tiny(workdir / f"qwen2_5_vl-{spec.size}", "qwen2_5_vl", spec.size)
     model = load_model(
         str(checkpoint), device="cpu", dtype="float32", local_files_only=True, max_frame_pixels=spec.max_frame_pixels
@@ -185,8 +191,19 @@ def bench_run(spec: RunSpec, args: argparse.Namespace, workdir: Path, video: Pat
     session = StreamSession(model, config)
     targets = [int(round(m * 60 * FPS)) for m in spec.minutes]
     fed, ingest_s = 0, 0.0
-    checkpoints = []
+    checkpoints: list[dict] = []
     batch = config.ingest.chunks_per_forward * model.frames_per_chunk
+    probe = model.encode(clip[:2], [0.0, 1.0])[0]
+    result = {
+        "model": f"qwen2_5_vl random-init '{spec.size}' (random weights)",
+        "parameters_m": round(sum(p.numel() for p in model.model.parameters()) / 1e6, 1),
+        "max_frame_pixels": spec.max_frame_pixels,
+        "frame_size_hw": list(clip[0].shape[:2]),
+        "visual_tokens_per_frame": probe.n_tokens / model.frames_per_chunk,
+        "frames_per_forward": batch,
+        "checkpoints": checkpoints,
+        "complete": False,
+    }
     with tqdm(total=targets[-1], desc=f"{spec.size} stream frames", unit="frame", disable=None) as bar:
         for minutes, target in zip(spec.minutes, targets):
             segment_start = time.perf_counter()
@@ -199,7 +216,8 @@ def bench_run(spec: RunSpec, args: argparse.Namespace, workdir: Path, video: Pat
             fed = target
             ingest_s += segment_s
             memory = session.bank.stats().as_dict()
-            logger.info("%s: %d frames in memory stream; asking at %.1f min", spec.size, fed, minutes)
+            logger.info("%s: %d frames streamed (%.1f frames/s); asking at %.1f min", spec.size, fed,
+                        ingest_segment / max(segment_s, 1e-9), minutes)
             methods = checkpoint_round(session, base, tape, fed, args)
             checkpoints.append({
                 "minutes": minutes,
@@ -210,31 +228,29 @@ def bench_run(spec: RunSpec, args: argparse.Namespace, workdir: Path, video: Pat
                 "memory_resident_frames": memory["resident_frames"],
                 "methods": methods,
             })
-            logger.info("%s", json.dumps(checkpoints[-1]["methods"]["streaming"]))
+            logger.info("%s", json.dumps({k: v["ttft_s_median"] for k, v in methods.items()}))
+            result["stream_ingest_fps"] = round(fed / ingest_s, 2)
+            add_ratios(checkpoints, args.baseline_frames)
+            save(result)
     session.close()
+    if not args.skip_engine:
+        result["ingest_while_answering"] = ingest_while_answering(model, tape, config, args)
+    result["complete"] = True
+    save(result)
+    return result
+
+
+def add_ratios(checkpoints: list[dict], baseline_frames: list[int]) -> None:
+    """Streaming medians over the first checkpoint's, and baseline medians over streaming, per checkpoint."""
     first = checkpoints[0]["methods"]["streaming"]
     for entry in checkpoints:
         streaming = entry["methods"]["streaming"]
         entry["streaming_ttft_over_first"] = round(streaming["ttft_s_median"] / first["ttft_s_median"], 3)
         entry["streaming_total_over_first"] = round(streaming["total_s_median"] / first["total_s_median"], 3)
-        for n in args.baseline_frames:
+        for n in baseline_frames:
             other = entry["methods"][f"reencode_{n}"]
             entry[f"ttft_speedup_vs_reencode_{n}"] = round(other["ttft_s_median"] / streaming["ttft_s_median"], 2)
             entry[f"total_speedup_vs_reencode_{n}"] = round(other["total_s_median"] / streaming["total_s_median"], 2)
-    probe = model.encode(clip[:2], [0.0, 1.0])[0]
-    result = {
-        "model": f"qwen2_5_vl random-init '{spec.size}' (random weights)",
-        "parameters_m": round(sum(p.numel() for p in model.model.parameters()) / 1e6, 1),
-        "max_frame_pixels": spec.max_frame_pixels,
-        "frame_size_hw": list(clip[0].shape[:2]),
-        "visual_tokens_per_frame": probe.n_tokens / model.frames_per_chunk,
-        "frames_per_forward": batch,
-        "stream_ingest_fps": round(fed / ingest_s, 2),
-        "checkpoints": checkpoints,
-    }
-    if not args.skip_engine:
-        result["ingest_while_answering"] = ingest_while_answering(model, tape, config, args)
-    return result
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -255,7 +271,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--engine-max-new-tokens", type=int, default=64)
     parser.add_argument("--engine-idle-s", type=float, default=8.0, help="idle ingest before and between answers")
     parser.add_argument("--skip-engine", action="store_true")
-    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads (1: on a shared machine, 2 threads stall each other at every small op)")
     parser.add_argument("--out", default="eval/bench/results/latency.json")
     parser.add_argument("--plot", default=None, help="PNG path (default: --out with .png)")
     args = parser.parse_args(argv)
@@ -275,14 +292,20 @@ def main(argv: list[str] | None = None) -> dict:
         "frames": "H.264 testsrc2 clip made with ffmpeg, decoded once at 1 fps and cycled from RAM",
         "runs": [],
     }
-    with tempfile.TemporaryDirectory() as tmp:
-        video = make_video(Path(tmp) / "clip.mp4", args.clip_seconds, tuple(args.video_size))
-        for spec in args.runs:
-            results["runs"].append(bench_run(spec, args, Path(tmp), video))
-    results["wall_s"] = round(time.perf_counter() - started, 1)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=2) + "\n")
+
+    def save(run: dict | None = None, index: int | None = None) -> None:
+        if run is not None:
+            results["runs"][index] = run
+        results["wall_s"] = round(time.perf_counter() - started, 1)
+        out.write_text(json.dumps(results, indent=2) + "\n")
+
+    with tempfile.TemporaryDirectory() as tmp:
+        video = make_video(Path(tmp) / "clip.mp4", args.clip_seconds, tuple(args.video_size))
+        for index, spec in enumerate(args.runs):
+            results["runs"].append({"model": spec.size, "complete": False})
+            save(bench_run(spec, args, Path(tmp), video, lambda run, i=index: save(run, i)), index)
     logger.info("wrote %s", out)
     try:
         from eval.bench.latency_plot import plot
