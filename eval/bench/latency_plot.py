@@ -6,6 +6,8 @@ when it is missing.
 
 from __future__ import annotations
 
+import argparse
+import json
 import logging
 from pathlib import Path
 
@@ -21,6 +23,8 @@ def plot(results: dict, out: Path) -> Path:
     """Median TTFT (log scale) vs stream minutes (log scale): streaming and each re-encode baseline."""
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for run in results["runs"]:
+        if not run.get("checkpoints"):
+            continue  # a run stopped before its first checkpoint
         label_run = f"{run['parameters_m']}M, {run['frame_size_hw'][0]}x{run['frame_size_hw'][1]}"
         minutes = [c["minutes"] for c in run["checkpoints"]]
         for method in run["checkpoints"][0]["methods"]:
@@ -40,3 +44,17 @@ def plot(results: dict, out: Path) -> Path:
     plt.close(fig)
     logger.info("wrote %s", out)
     return out
+
+
+def main() -> None:
+    """``python -m eval.bench.latency_plot RESULTS.json OUT.png``: plot saved results again."""
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("results")
+    parser.add_argument("out")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    plot(json.loads(Path(args.results).read_text()), Path(args.out))
+
+
+if __name__ == "__main__":
+    main()
