@@ -100,7 +100,7 @@ class StreamSession:
             self._last_timestamp = frame.timestamp
             taken += 1
             if len(self._buffer) >= self._batch_frames:
-                self._ingest_complete_chunks()
+                self.ingest_complete_chunks()
         return taken
 
     def watch(self, source: FrameSource | str | int) -> FrameSource:
@@ -167,6 +167,7 @@ class StreamSession:
         except StopIteration:
             self.source_end_reason = getattr(self._source, "end_reason", None) or "end of stream"
             self._source_iter = None
+            self.ingest_complete_chunks()
         except SourceError as error:
             self.source_end_reason = f"error: {error}"
             self._source_iter = None
@@ -194,8 +195,12 @@ class StreamSession:
                 f"({self._last_timestamp:.3f}s): feed frames in time order"
             )
 
-    def _ingest_complete_chunks(self) -> None:
-        """Encode and prefill every complete chunk in the buffer, a batch per forward call."""
+    def ingest_complete_chunks(self) -> None:
+        """Encode and prefill every complete chunk waiting in the buffer, a batch per forward call.
+
+        Called when no more frames will come soon (end of source, a question): frames wait in the
+        buffer only to fill a batch, never longer than a chunk needs.
+        """
         per_chunk = self.model.frames_per_chunk
         complete = len(self._buffer) // per_chunk * per_chunk
         for start in range(0, complete, self._batch_frames):
@@ -286,7 +291,7 @@ class StreamSession:
                 self.ingest(until=at)
             except SourceError as error:  # answer from what was seen; the reason stays on the session
                 logger.warning("source failed before %.3fs; answering from frames seen so far: %s", at, error)
-        self._ingest_complete_chunks()
+        self.ingest_complete_chunks()
         catch_up_s = time.perf_counter() - started
         question_time = at if at is not None else self._last_timestamp
         stream = AnswerStream(self, question, question_time, list(self._buffer), sampling, started, catch_up_s)
