@@ -267,3 +267,56 @@ def test_a_folder_of_other_files_is_not_overwritten(saved, tmp_path) -> None:
     with pytest.raises(SessionSaveError, match="holds other files .*pass a new or empty folder"):
         session.save(other)
     assert [p.name for p in other.iterdir()] == ["holiday.jpg"]
+
+
+# --------------------------------------------------------------------------------------------- CLI
+CLI_FLAGS = ("--fps", "2", "--policy", "key_norm", "--window-frames", "2", "--budget-tokens", "6",
+             "--chunks-per-forward", "1", "--max-new-tokens", "6", "--json")
+
+
+@pytest.mark.timeout(300)
+def test_cli_save_then_resume_in_a_new_process(tiny_models, tiny_checkpoints, tmp_path, capfd) -> None:
+    """``ask --at T --save-session DIR``, then ``ask --resume DIR`` on the same real video in a new
+    process: the answer of one uninterrupted session; ``--resume DIR`` without a video just answers."""
+    from pipeline.cli import main
+    from tests.video_factory import make_test_video
+
+    video = str(make_test_video(tmp_path / "clip.mp4", seconds=6, fps=8, size=(160, 120)))
+    checkpoint, folder = str(tiny_checkpoints["qwen2_5_vl"]), tmp_path / "session"
+    config = StreamConfig().replace("source", fps=2.0).replace("memory", policy="key_norm", window_frames=2,
+                                                                  budget_tokens=6)
+    config = config.replace("ingest", chunks_per_forward=1).replace("sampling", max_new_tokens=6)
+    uninterrupted = StreamSession(tiny_models["qwen2_5_vl"], config)
+    uninterrupted.watch(video)
+    uninterrupted.ingest(until=2.7)
+    first = uninterrupted.ask("What is there so far?", at=2.7)
+    at_save = uninterrupted.ask(QUESTION)
+    uninterrupted.ingest()
+    final = uninterrupted.ask(QUESTION)
+
+    code = main(["ask", video, "--model", checkpoint, "-q", "What is there so far?", "--at", "2.7",
+                 "--save-session", str(folder), *CLI_FLAGS])
+    out, err = capfd.readouterr()
+    assert code == 0, err
+    assert json.loads(out)["answer"] == first.answer and json.loads(out)["session_saved"] == str(folder)
+
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
+    result = subprocess.run([sys.executable, "-m", "pipeline.cli", "ask", video, "--resume", str(folder), "-q",
+                             QUESTION, "--json"], capture_output=True, text=True, timeout=240, env=env, cwd=ROOT)
+    assert result.returncode == 0, result.stderr[-3000:]
+    resumed = json.loads(result.stdout)
+    assert resumed["answer"] == final.answer and resumed["num_tokens"] == final.num_tokens
+    assert resumed["frames_ingested"] == final.frames_ingested == 12  # 6 s at 2 fps: none twice, none missed
+    assert resumed["memory"]["evicted_tokens"] == final.memory["evicted_tokens"] > first.memory["evicted_tokens"] > 0
+
+    code = main(["ask", "--resume", str(folder), "-q", QUESTION, "--json"])  # no new frames: just answer
+    out, err = capfd.readouterr()
+    assert code == 0, err
+    assert json.loads(out)["answer"] == at_save.answer
+
+    code = main(["ask", video, "--resume", str(folder), "-q", QUESTION, "--window-frames", "8"])
+    _, err = capfd.readouterr()
+    assert code == 2 and "memory.window_frames=2; this run asks for 8" in err and len(err.strip().splitlines()) == 1
+    code = main(["ask", video, "--resume", str(tmp_path / "nothing"), "-q", QUESTION])
+    _, err = capfd.readouterr()
+    assert code == 2 and "no saved session" in err
