@@ -214,6 +214,20 @@ def test_other_format_version(tiny_models, saved) -> None:
         VideoQA(tiny_models["qwen2_5_vl"]).resume(folder)
 
 
+@pytest.mark.parametrize("damage", ["no snapshot", "escaping name", "not json"])
+def test_malformed_manifest(tiny_models, saved, damage: str) -> None:
+    _, folder = saved
+    path = folder / "manifest.json"
+    manifest = json.loads(path.read_text())
+    if damage == "no snapshot":
+        del manifest["snapshot"]
+    elif damage == "escaping name":
+        manifest["files"]["../../outside.safetensors"] = {"bytes": 1, "sha256": "0" * 64}
+    path.write_text(json.dumps(manifest) if damage != "not json" else "{ half a manifest")
+    with pytest.raises(SessionFileError, match="manifest.json is damaged"):
+        VideoQA(tiny_models["qwen2_5_vl"]).resume(folder)
+
+
 def test_other_model(tiny_models, tiny_checkpoints, saved) -> None:
     _, folder = saved
     with pytest.raises(SessionFileError, match="saved with the qwen2_5_vl model .*this is a qwen2_vl model"):

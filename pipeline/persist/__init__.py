@@ -28,7 +28,15 @@ from typing import TYPE_CHECKING, Any
 
 from pipeline.config import StreamConfig
 from pipeline.errors import SessionFileError
-from pipeline.persist.files import FORMAT, FRESH_START, read_manifest, read_session, write_session
+from pipeline.persist.files import (
+    FORMAT,
+    FRESH_START,
+    read_manifest,
+    read_session,
+    state_file,
+    verify_files,
+    write_session,
+)
 from pipeline.persist.identity import check_same_model, model_identity
 from pipeline.persist.session_state import session_state
 
@@ -47,9 +55,10 @@ def save_session(session: StreamSession, folder: str | os.PathLike[str]) -> Path
 
 
 def saved_config(folder: str | os.PathLike[str]) -> StreamConfig:
-    """The configuration a session folder was saved with (format checked, files not yet verified)."""
+    """The configuration a session folder was saved with (format and ``state.json`` checksum checked)."""
     folder = Path(folder)
     manifest = read_manifest(folder)
+    verify_files(folder, manifest, [state_file(manifest)])
     return _config_from(read_session_meta(folder, manifest), folder)
 
 
@@ -60,7 +69,7 @@ def saved_model_id(folder: str | os.PathLike[str]) -> str:
 
 def read_session_meta(folder: Path, manifest: dict[str, Any]) -> dict[str, Any]:
     """The saved meta alone (no tensors loaded), for a quick look at the configuration."""
-    path = folder / manifest["snapshot"] / "state.json"
+    path = folder / state_file(manifest)
     try:
         return json.loads(path.read_text())["meta"]
     except (OSError, ValueError, KeyError, TypeError) as error:

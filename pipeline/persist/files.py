@@ -239,7 +239,7 @@ def read_manifest(folder: str | os.PathLike[str]) -> dict[str, Any]:
         manifest = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, ValueError) as error:
         raise SessionFileError(f"{path} is damaged ({error}); {FRESH_START}") from error
-    if not isinstance(manifest, dict) or not isinstance(manifest.get("files"), dict):
+    if not isinstance(manifest, dict):
         raise SessionFileError(f"{path} is not a streamvqa session manifest; {FRESH_START}")
     found = manifest.get("format")
     if found != FORMAT:
@@ -247,12 +247,40 @@ def read_manifest(folder: str | os.PathLike[str]) -> dict[str, Any]:
             f"{path} is in format {found!r}; this streamvqa reads {FORMAT!r}: resume it with the streamvqa "
             f"version that saved it, or {FRESH_START}"
         )
+    if not _well_formed(manifest):
+        raise SessionFileError(f"{path} is damaged (fields missing or malformed); {FRESH_START}")
     return manifest
 
 
-def verify_files(folder: Path, manifest: dict[str, Any]) -> None:
-    """Check every file the manifest lists: present, of the recorded size, with the recorded sha256."""
+def _well_formed(manifest: dict[str, Any]) -> bool:
+    """Every field present and typed; file names stay inside the session's snapshot folder."""
+    snapshot, files = manifest.get("snapshot"), manifest.get("files")
+    if not isinstance(snapshot, str) or "/" in snapshot or snapshot in ("", ".", ".."):
+        return False
+    if not isinstance(manifest.get("model"), dict) or not isinstance(files, dict):
+        return False
+    for name, record in files.items():
+        parts = name.split("/")
+        if len(parts) != 2 or parts[0] != snapshot or parts[1] in ("", ".", ".."):
+            return False
+        if not isinstance(record, dict) or not isinstance(record.get("bytes"), int):
+            return False
+        if not isinstance(record.get("sha256"), str):
+            return False
+    return f"{snapshot}/{STATE}" in files
+
+
+def state_file(manifest: dict[str, Any]) -> str:
+    """The manifest name of the snapshot's ``state.json``."""
+    return f"{manifest['snapshot']}/{STATE}"
+
+
+def verify_files(folder: Path, manifest: dict[str, Any], names: list[str] | None = None) -> None:
+    """Check the files the manifest lists (or ``names`` of them): present, of the recorded size, with
+    the recorded sha256."""
     for name, record in manifest["files"].items():
+        if names is not None and name not in names:
+            continue
         path = folder / name
         if not path.is_file():
             raise SessionFileError(f"session file {path} is missing; {FRESH_START}")
