@@ -138,6 +138,24 @@ def test_resume_in_process_restores_every_piece_of_state(tiny_models, saved) -> 
     assert resumed.ask(QUESTION, sampling=sampling).answer == session.ask(QUESTION, sampling=sampling).answer
 
 
+def test_resume_watch_continues_the_same_source_after_the_saved_clock(tiny_models, tmp_path) -> None:
+    """A source without ``skip_through`` (not a file): frames already in memory are skipped, not re-fed."""
+    from tests.test_session import _ListSource
+
+    model, config = tiny_models["qwen2_5_vl"], bounded_config("key_norm")
+    frames = stream_frames(FPS, 16)
+    uninterrupted, saved = StreamSession(model, config), StreamSession(model, config)
+    for session in (uninterrupted, saved):
+        session.watch(_ListSource(frames))
+        session.ingest(until=6.0)
+    resumed = VideoQA(model).resume(saved.save(tmp_path / "session"))
+    resumed.resume_watch(_ListSource(frames))  # the source starts again at 0 s
+    for session in (uninterrupted, resumed):
+        session.ingest()
+    assert_same(snapshot(uninterrupted), snapshot(resumed))
+    assert resumed.counters.frames_ingested == 16 and resumed._last_timestamp == 15.0
+
+
 def test_saving_over_a_session_replaces_it(tiny_models, saved) -> None:
     session, folder = saved
     session.feed(stream_frames(FPS, 20)[11:])

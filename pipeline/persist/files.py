@@ -71,18 +71,17 @@ def write_session(
     snapshot = f"snapshot-{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{uuid.uuid4().hex[:8]}"
     temp, final = folder / f".tmp-{snapshot}", folder / snapshot
     manifest_temp = folder / f".{MANIFEST}.tmp-{snapshot}"
+    shards = _shards(tensors, shard_bytes)
+    names = [f"tensors-{number:05d}-of-{len(shards):05d}.safetensors" for number in range(1, len(shards) + 1)]
+    index = {key: name for name, shard in zip(names, shards) for key in shard}
+    state_bytes = _json_bytes({"format": FORMAT, "tensor_index": index, "meta": meta})  # fails before any write
     try:
         folder.mkdir(parents=True, exist_ok=True)
         temp.mkdir()
         files: dict[str, dict[str, Any]] = {}
-        index: dict[str, str] = {}
-        shards = _shards(tensors, shard_bytes)
-        for number, shard in enumerate(shards, start=1):
-            name = f"tensors-{number:05d}-of-{len(shards):05d}.safetensors"
+        for name, shard in zip(names, shards):
             files[f"{snapshot}/{name}"] = write_tensor_file(temp / name, shard)
-            index.update(dict.fromkeys(shard, name))
-        state = {"format": FORMAT, "tensor_index": index, "meta": meta}
-        files[f"{snapshot}/{STATE}"] = write_bytes_file(temp / STATE, _json_bytes(state))
+        files[f"{snapshot}/{STATE}"] = write_bytes_file(temp / STATE, state_bytes)
         _fsync_dir(temp)
         os.rename(temp, final)
         _fsync_dir(folder)
@@ -96,11 +95,13 @@ def write_session(
         write_bytes_file(manifest_temp, _json_bytes(manifest))
         os.replace(manifest_temp, folder / MANIFEST)
         _fsync_dir(folder)
-    except OSError as error:
+    except BaseException as error:  # nothing half-written stays behind, whatever failed
         _discard(temp, manifest_temp)
-        if (folder / snapshot).exists() and _current_snapshot(folder) != snapshot:
+        if final.exists() and _current_snapshot(folder) != snapshot:
             _discard(final)
-        raise _save_error(folder, error) from error
+        if isinstance(error, OSError):
+            raise _save_error(folder, error) from error
+        raise
     _remove_stale(folder, keep=snapshot)
     logger.info("saved session to %s (%d tensors in %d files)", folder, len(tensors), len(files))
     return folder
@@ -194,7 +195,11 @@ def _remove_stale(folder: Path, keep: str) -> None:
 
 
 def _json_bytes(data: dict[str, Any]) -> bytes:
-    return json.dumps(data, indent=1, allow_nan=False).encode()
+    """JSON text; a value JSON cannot carry (NaN, an object) is a bug in a component's ``state_dict``."""
+    try:
+        return json.dumps(data, indent=1, allow_nan=False).encode()
+    except (TypeError, ValueError) as error:
+        raise TypeError(f"session state is not JSON-serialisable: {error} (fix the component's state_dict)") from error
 
 
 def _fsync_file(path: Path) -> None:
