@@ -352,3 +352,26 @@ def test_cli_save_then_resume_in_a_new_process(tiny_models, tiny_checkpoints, tm
     code = main(["ask", video, "--resume", str(tmp_path / "nothing"), "-q", QUESTION])
     _, err = capfd.readouterr()
     assert code == 2 and "no saved session" in err
+
+
+def test_tensors_round_trip_across_shards(tmp_path) -> None:
+    """The format alone: several shards, mixed dtypes, an empty tensor and views sharing memory."""
+    base = torch.arange(24, dtype=torch.float32).view(4, 6)
+    tensors = {
+        "a.keys": torch.randn(1, 2, 5, 4).to(torch.bfloat16),
+        "a.origin": torch.arange(10).view(2, 5),
+        "b.pixels": torch.randint(0, 256, (3, 4, 3), dtype=torch.uint8),
+        "b.empty": torch.zeros(2, 0, dtype=torch.long),
+        "c.left": base[:, :3],  # two views of one storage
+        "c.right": base[:, 3:],
+    }
+    meta = {"kept": 1 / 3, "times": [0.1, 0.2], "name": "x", "none": None}
+    model = {"family": "test"}
+    files.write_session(tmp_path / "s", tensors, meta, model, shard_bytes=64)
+    manifest = files.read_manifest(tmp_path / "s")
+    assert sum(name.endswith(".safetensors") for name in manifest["files"]) >= 3
+    loaded, loaded_meta = files.read_session(tmp_path / "s", manifest)
+    assert loaded_meta == meta and manifest["model"] == model
+    assert loaded.keys() == tensors.keys()
+    for key, tensor in tensors.items():
+        assert loaded[key].dtype == tensor.dtype and torch.equal(loaded[key], tensor)
