@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -24,6 +25,7 @@ from memory.blocks import Block, BlockKind
 from memory.candidates import Candidates
 from memory.policies.base import Policy
 from memory.probe import AttentionProbe
+from memory.stateful import Stateful, load_parts, merge_states
 from memory.streaming_cache import StreamingCache
 
 logger = logging.getLogger(__name__)
@@ -273,3 +275,60 @@ class MemoryBank:
             window_frames=self.window_frames,
             budget_tokens=self.budget_tokens,
         )
+
+    # ------------------------------------------------------------------------------- persistence
+    def stateful_parts(self) -> dict[str, Stateful]:
+        """The components saved with the bank, by name (add new tiers here; see ``memory.stateful``)."""
+        return {"cache": self.cache, "policy": self.policy}
+
+    def state_dict(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+        """Ledger (sinks, spans with timestamps and positions, counters, bounds) plus every part's state."""
+        spans = [
+            {
+                "kind": span.block.kind.value,
+                "n_tokens": span.block.n_tokens,
+                "frame_timestamps": list(span.block.frame_timestamps),
+                "chunk_index": span.block.chunk_index,
+                "position": span.block.position,
+                "start": span.start,
+                "kept": span.kept,
+            }
+            for span in self.spans
+        ]
+        ledger = {
+            "window_frames": self.window_frames,
+            "budget_tokens": self.budget_tokens,
+            "sink_tokens": self.sink_tokens,
+            "spans": spans,
+            "recorded_end": self._recorded_end,
+            "visual_tokens_seen": self._visual_tokens_seen,
+            "evicted_frames": self._evicted_frames,
+            "frames_seen": self._frames_seen,
+        }
+        return merge_states(self.stateful_parts(), ledger)
+
+    def load_state_dict(self, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
+        """Restore a saved bank into this one (built with the same policy, window and budget)."""
+        for bound in ("window_frames", "budget_tokens"):
+            if meta[bound] != getattr(self, bound):
+                raise ValueError(f"the saved memory has {bound}={meta[bound]}; this one has {getattr(self, bound)}")
+        load_parts(self.stateful_parts(), tensors, meta)
+        self.sink_tokens = int(meta["sink_tokens"])
+        self.spans = [
+            FrameSpan(
+                Block(
+                    BlockKind(span["kind"]),
+                    int(span["n_tokens"]),
+                    tuple(float(t) for t in span["frame_timestamps"]),
+                    int(span["chunk_index"]),
+                    span["position"],
+                ),
+                int(span["start"]),
+                float(span["kept"]),
+            )
+            for span in meta["spans"]
+        ]
+        self._recorded_end = int(meta["recorded_end"])
+        self._visual_tokens_seen = int(meta["visual_tokens_seen"])
+        self._evicted_frames = int(meta["evicted_frames"])
+        self._frames_seen = int(meta["frames_seen"])

@@ -19,6 +19,7 @@ Shapes: keys and values are ``(batch, kv_heads, physical_len, head_dim)``.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from transformers.cache_utils import Cache, CacheLayerMixin
@@ -121,6 +122,31 @@ class StreamingLayer(CacheLayerMixin):
         self.logical_length = 0
         self._compacted_origin = None
 
+    # ----------------------------------------------------------------------------- persistence
+    def state_dict(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+        """Keys/values ``(B, H, P, D)`` and the compacted origin ``(H, P')``, plus the logical length."""
+        meta: dict[str, Any] = {"logical_length": self.logical_length, "initialized": bool(self.is_initialized)}
+        if not self.is_initialized:
+            return {}, meta
+        tensors = {"keys": self.keys, "values": self.values}
+        if self._compacted_origin is not None:
+            tensors["compacted_origin"] = self._compacted_origin
+        return tensors, meta
+
+    def load_state_dict(self, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
+        """Restore a saved layer (tensors already on the target device)."""
+        self.reset()
+        self.logical_length = int(meta["logical_length"])
+        if not meta["initialized"]:
+            return
+        keys, values = tensors["keys"], tensors["values"]
+        if keys.dim() != 4 or keys.shape[:3] != values.shape[:3]:
+            raise ValueError(f"saved keys {tuple(keys.shape)} and values {tuple(values.shape)} do not match")
+        self.keys, self.values = keys, values
+        self.dtype, self.device = keys.dtype, keys.device
+        self._compacted_origin = tensors.get("compacted_origin")
+        self.is_initialized = True
+
 
 @dataclass(frozen=True)
 class CacheCheckpoint:
@@ -180,3 +206,23 @@ class StreamingCache(Cache):
                 total += layer.keys.numel() * layer.keys.element_size()
                 total += layer.values.numel() * layer.values.element_size()
         return total
+
+    # ----------------------------------------------------------------------------- persistence
+    def state_dict(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+        """Every layer's state (see ``memory.stateful``): tensors ``layers.<i>.<key>``."""
+        tensors: dict[str, torch.Tensor] = {}
+        layers = []
+        for index, layer in enumerate(self.layers):
+            layer_tensors, layer_meta = layer.state_dict()
+            tensors.update({f"layers.{index}.{key}": value for key, value in layer_tensors.items()})
+            layers.append(layer_meta)
+        return tensors, {"num_layers": len(self.layers), "layers": layers}
+
+    def load_state_dict(self, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
+        """Restore a saved cache into this one (same number of layers)."""
+        if meta["num_layers"] != len(self.layers):
+            raise ValueError(f"the saved cache has {meta['num_layers']} layers; this model has {len(self.layers)}")
+        for index, (layer, layer_meta) in enumerate(zip(self.layers, meta["layers"])):
+            prefix = f"layers.{index}."
+            layer_tensors = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
+            layer.load_state_dict(layer_tensors, layer_meta)

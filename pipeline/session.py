@@ -22,6 +22,8 @@ import os
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -85,6 +87,7 @@ class StreamSession:
         self._source_offset: float | None = 0.0  # added to source timestamps; None: set at its first frame
         self._frame_hw: tuple[int, int] | None = None  # pinned by the first frame: one grid per stream
         self._previous_features = None  # the last ingested chunk's visual tokens (for token dropping)
+        self._skip_through: float | None = None  # resume_watch: source frames at or before this are skipped
         self.source_end_reason: str | None = None
         self._open_answer: AnswerStream | None = None
         self._batch_frames = model.frames_per_chunk * config.ingest.chunks_per_forward
@@ -116,11 +119,29 @@ class StreamSession:
                 source, fps=cfg.fps, start=cfg.start, end=cfg.end, realtime=cfg.realtime, size=size
             )
         self.detach()
+        self._skip_through = None
         self._source = source
         self._source_iter = iter(source)
         self.source_end_reason = None
         # a second source (a reconnect, the next file) continues the session clock instead of restarting it
         self._source_offset = 0.0 if self._last_timestamp is None else None
+        return source
+
+    def resume_watch(self, source: FrameSource | str | int) -> FrameSource:
+        """Watch the video a resumed session was watching again, continuing where its clock stopped.
+
+        The source is opened as :meth:`watch` opens it (same fps, clip start and frame size, so the same
+        frames are sampled); frames at or before the last ingested timestamp are skipped (a file source
+        skips them without decoding) instead of being moved onto the clock as a next video would be.
+        """
+        last = self._last_timestamp
+        source = self.watch(source)
+        if last is not None:
+            self._source_offset = 0.0
+            self._skip_through = last
+            skip = getattr(source, "skip_through", None)
+            if callable(skip):
+                skip(last)
         return source
 
     def _on_session_clock(self, frame: Frame) -> Frame:
@@ -160,6 +181,10 @@ class StreamSession:
                     frame, self._lookahead = self._lookahead, None
                 else:
                     frame = self._on_session_clock(next(self._source_iter))
+                    if self._skip_through is not None:
+                        if frame.timestamp <= self._skip_through:
+                            continue  # resume_watch: already in memory
+                        self._skip_through = None
                 if until is not None and frame.timestamp > until:
                     self._lookahead = frame
                     break
@@ -338,6 +363,36 @@ class StreamSession:
             "last_timestamp": self._last_timestamp,
             "source_end_reason": self.source_end_reason,
         }
+
+    # ------------------------------------------------------------------------------- persistence
+    def save(self, folder: str | os.PathLike[str]) -> Path:
+        """Write this stream's whole state to ``folder``, atomically (format ``streamvqa-session/1``).
+
+        ``VideoQA.resume(folder)`` continues the stream, in this process or another; saving over an
+        earlier save replaces it atomically. An open answer is closed first. The attached source is not
+        saved: after resuming, :meth:`resume_watch` continues the same video where the clock stopped.
+
+        Raises:
+            SessionSaveError: full disk or unwritable folder (the previous save there is left intact).
+        """
+        from pipeline.persist import save_session
+
+        self._close_open_answer()
+        return save_session(self, folder)
+
+    def state_dict(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        """``(tensors, meta)`` of everything but the source (see ``pipeline.persist.session_state``)."""
+        from pipeline.persist.session_state import session_state
+
+        self._close_open_answer()
+        return session_state(self)
+
+    def load_state_dict(self, tensors: dict[str, Any], meta: dict[str, Any]) -> None:
+        """Restore a state made by :meth:`state_dict` (same model and memory configuration)."""
+        from pipeline.persist.session_state import load_session_state
+
+        self._close_open_answer()
+        load_session_state(self, tensors, meta)
 
     def close(self) -> None:
         """Release the source and the memory."""

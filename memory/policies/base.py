@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -51,6 +53,25 @@ class Policy:
             previous: ``(n', hidden)`` the previous chunk's tokens (before any dropping), or None.
         """
         return None
+
+    def state_dict(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+        """Name and parameters (wrapped policies nested), see ``memory.stateful``; no tensors."""
+        params: dict[str, Any] = {}
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            params[field.name] = value.state_dict()[1] if isinstance(value, Policy) else value
+        return {}, {"name": self.name, "params": params}
+
+    def load_state_dict(self, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
+        """Take the saved parameters; the saved policy must be this one (same name)."""
+        if meta["name"] != self.name:
+            raise ValueError(f"the saved memory policy is {meta['name']!r}, not {self.name!r}")
+        for name, value in meta["params"].items():
+            current = getattr(self, name)
+            if isinstance(current, Policy):
+                current.load_state_dict({}, value)
+            else:
+                setattr(self, name, value)
 
     @property
     def name(self) -> str:
