@@ -52,6 +52,11 @@ class Policy:
         """
         return None
 
+    def demotion(self) -> Policy | None:
+        """The policy that keeps evicted long-term tokens at low precision (see ``MixedPrecision``),
+        or None when evicted tokens are dropped."""
+        return None
+
     @property
     def name(self) -> str:
         """The snake_case name users type (``sink_window`` for ``SinkWindow``)."""
@@ -88,6 +93,9 @@ class Wrapper(Policy):
 
     def filter_chunk(self, features: torch.Tensor, previous: torch.Tensor | None) -> torch.Tensor | None:
         return self.inner.filter_chunk(features, previous)
+
+    def demotion(self) -> Policy | None:
+        return self.inner.demotion()
 
     @property
     def name(self) -> str:
