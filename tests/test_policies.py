@@ -140,3 +140,24 @@ def test_stats_report_tiers_and_kept_fractions(tiny_models) -> None:
     fractions = bank.kept_per_frame()
     assert all(0 < f <= 1 for _, f in fractions)
     assert fractions[-1][1] == 1.0  # the short-term window is untouched
+
+
+@pytest.mark.parametrize("budget_tokens", [pytest.param(None, marks=pytest.mark.slow), 12])
+def test_byte_budget_holds_at_every_step_of_a_long_stream(tiny_models, budget_tokens: int | None) -> None:
+    """``budget_bytes`` alone (2000 frames, ~80 s on a loaded 2-core machine: slow), or with a tighter
+    ``budget_tokens``: the tighter one wins at every step."""
+    model = tiny_models["qwen2_5_vl"]
+    budget_bytes = 5000
+    bank = MemoryBank(model.num_layers, build_policy("key_norm"), 8, budget_tokens, budget_bytes=budget_bytes)
+    seen = []
+
+    def check(bank: MemoryBank) -> None:
+        stats = bank.stats()
+        assert stats.long_term_bytes <= budget_bytes and stats.budget_bytes == budget_bytes
+        seen.append(stats.long_term_tokens)
+
+    stream_into(model, bank, 2000 if budget_tokens is None else 200, check=check)
+    per_token = bank.full_precision_bytes_per_token()
+    expected = budget_bytes // per_token if budget_tokens is None else min(budget_tokens, budget_bytes // per_token)
+    assert seen[-1] == max(seen) == expected
+    assert bank.stats().logical_tokens > 20 * bank.stats().device_tokens or budget_tokens is not None
