@@ -221,7 +221,7 @@ class MemoryBank:
     def _keep_best(self, boundary: int, budget: int, probe: AttentionProbe | None) -> None:
         """Per layer and head: sinks + the ``budget`` best-scored long-term tokens + the window."""
         candidates = Candidates(self.spans, self.sink_tokens, boundary, probe)
-        indices, demoted = [], []
+        indices, demoted, selections = [], [], []
         for layer_idx, layer in enumerate(self.cache.layers):
             origin = layer.origin()  # (H, N)
             is_long = (origin >= self.sink_tokens) & (origin < boundary)
@@ -231,8 +231,9 @@ class MemoryBank:
             candidates.layer_slots[layer_idx] = long_slice
             keys = layer.keys[0, :, long_slice]
             values = layer.values[0, :, long_slice]
-            scores = self.policy.score_layer(layer_idx, keys, values, origin[:, long_slice], candidates)
-            best = scores.topk(min(budget, n_long), dim=-1).indices.sort(dim=-1).values + n_sink
+            selection = self.policy.select_layer(layer_idx, keys, values, origin[:, long_slice], candidates, budget)
+            selections.append(selection)
+            best = selection.keep + n_sink
             heads = origin.shape[0]
             if self.policy.demotion() is not None:
                 evicted = torch.ones(heads, origin.shape[1], dtype=torch.bool, device=best.device)
@@ -246,6 +247,9 @@ class MemoryBank:
         if demoted:
             self._demote(demoted)
         self.cache.keep_per_layer(indices)
+        for layer, selection in zip(self.cache.layers, selections):  # merged tokens replace kept ones
+            if selection.keys is not None:
+                layer.replace_slots(n_sink, selection.keys.unsqueeze(0), selection.values.unsqueeze(0))
 
     def _refresh_spans(self) -> None:
         """Recount what is left of each span (mean over layers and heads); forget empty spans."""

@@ -123,6 +123,15 @@ class StreamingLayer(CacheLayerMixin):
         self.values = self.values.gather(-2, gather.expand(batch, -1, -1, self.values.shape[-1]))
         self._compacted_origin = origin.gather(1, index)
 
+    def replace_slots(self, start: int, keys: torch.Tensor, values: torch.Tensor) -> None:
+        """New contents ``(B, H, M, D)`` for the full-precision slots ``start .. start + M`` (new
+        tensors: never written in place, so forked caches stay private)."""
+        end = start + keys.shape[-2]
+        self.keys = torch.cat([self.keys[..., :start, :], keys.to(self.keys.dtype), self.keys[..., end:, :]], dim=-2)
+        self.values = torch.cat(
+            [self.values[..., :start, :], values.to(self.values.dtype), self.values[..., end:, :]], dim=-2
+        )
+
     def demote(self, index: torch.Tensor, bits: int | None, group_size: int) -> None:
         """Copy the full-precision slots at ``index`` ``(H, M)`` (ascending) into the low-precision tier
         (``bits=None``: kept at full precision there). The caller removes them with :meth:`keep`."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from memory.policies.base import Policy, Wrapper
+from memory.policies.frame_merge import FrameMerge
 from memory.policies.key_norm import KeyNorm
 from memory.policies.mixed_precision import MixedPrecision
 from memory.policies.proxy_attention import ProxyAttention
@@ -19,6 +20,7 @@ POLICIES: dict[str, type[Policy]] = {
     "redundancy_value_norm": RedundancyValueNorm,
     "proxy_attention": ProxyAttention,
     "token_drop": TokenDrop,
+    "frame_merge": FrameMerge,
     "mixed_precision": MixedPrecision,
 }
 
@@ -63,6 +65,7 @@ def wrapping_policies() -> list[str]:
 
 
 __all__ = [
+    "FrameMerge",
     "POLICIES",
     "KeyNorm",
     "MixedPrecision",
