@@ -21,6 +21,20 @@ from pipeline.errors import SourceError, UserInputError
 logger = logging.getLogger("streamvqa")
 
 
+_BYTE_UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3}
+
+
+def parse_bytes(text: str) -> int:
+    """``"4096"``, ``"512K"``, ``"64M"``, ``"2G"`` (binary units) -> bytes."""
+    value = text.strip().upper().removesuffix("B").removesuffix("I")
+    unit = value[-1:] if value[-1:] in _BYTE_UNITS else ""
+    number = value[: len(value) - len(unit)]
+    try:
+        return int(float(number) * _BYTE_UNITS[unit])
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a size: write bytes like 4096, 512K, 64M or 2G") from None
+
+
 def _add_model_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", help=f"hub id or local checkpoint folder (default {DEFAULT_MODEL_ID})")
     parser.add_argument("--config", help="JSON config file (defaults < file < flags)")
@@ -31,6 +45,9 @@ def _add_model_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--policy", help="memory policy (see `streamvqa policies`)")
     parser.add_argument("--window-frames", type=int, help="frames in the short-term window (full precision)")
     parser.add_argument("--budget-tokens", type=int, help="long-term tokens kept per layer and head")
+    parser.add_argument(
+        "--budget-bytes", type=parse_bytes, help="bytes of full-precision long-term memory, all layers (e.g. 512M, 2G)"
+    )
     parser.add_argument("--chunks-per-forward", type=int, help="temporal chunks per forward call")
     parser.add_argument("--max-new-tokens", type=int, help="longest answer in tokens")
     parser.add_argument("--temperature", type=float, help="0 = greedy (default)")
@@ -95,7 +112,11 @@ def config_from_args(args: argparse.Namespace, base: StreamConfig | None = None)
             realtime=getattr(args, "realtime", None) or None,
         )
         config = config.replace(
-            "memory", policy=args.policy, window_frames=args.window_frames, budget_tokens=args.budget_tokens
+            "memory",
+            policy=args.policy,
+            window_frames=args.window_frames,
+            budget_tokens=args.budget_tokens,
+            budget_bytes=args.budget_bytes,
         )
         config = config.replace("ingest", chunks_per_forward=args.chunks_per_forward)
         config = config.replace("question", system_prompt=args.system_prompt)

@@ -73,7 +73,8 @@ class StreamSession:
         self.config = config
         memory = config.memory
         self.bank = MemoryBank(
-            model.num_layers, build_policy(memory.policy), memory.window_frames, memory.budget_tokens
+            model.num_layers, build_policy(memory.policy), memory.window_frames, memory.budget_tokens,
+            memory.budget_bytes,
         )
         self.cursor = model.new_stream_state()
         header_tokens = model.start(self.bank.cache, self.cursor, config.question.system_prompt)

@@ -12,6 +12,23 @@ from memory.candidates import Candidates
 
 
 @dataclass
+class Selection:
+    """What one layer keeps of its long-term tokens.
+
+    Attributes:
+        keep: ``(H, M)`` ascending indices into the layer's long-term tokens (``M`` <= budget, the
+            same in every layer).
+        keys: ``(H, M, D)`` new contents for the kept slots (merged prototypes/frames), or None to
+            keep the cached keys as they are.
+        values: ``(H, M, Dv)`` likewise.
+    """
+
+    keep: torch.Tensor
+    keys: torch.Tensor | None = None
+    values: torch.Tensor | None = None
+
+
+@dataclass
 class Policy:
     """Scores long-term tokens; the bank keeps the best ``budget_tokens`` per layer and KV head.
 
@@ -45,6 +62,20 @@ class Policy:
         """
         raise NotImplementedError
 
+    def select_layer(
+        self,
+        layer_idx: int,
+        keys: torch.Tensor,
+        values: torch.Tensor,
+        origin: torch.Tensor,
+        candidates: Candidates,
+        budget: int,
+    ) -> Selection:
+        """Which long-term tokens of one layer to keep (same arguments as :meth:`score_layer`):
+        by default the ``budget`` best scored per head. Policies that merge tokens override this."""
+        scores = self.score_layer(layer_idx, keys, values, origin, candidates)
+        return Selection(scores.topk(min(budget, scores.shape[-1]), dim=-1).indices.sort(dim=-1).values)
+
     def filter_chunk(self, features: torch.Tensor, previous: torch.Tensor | None) -> torch.Tensor | None:
         """Before the language model: grid indices of a chunk's tokens worth writing (None: all).
 
@@ -72,6 +103,11 @@ class Policy:
                 current.load_state_dict({}, value)
             else:
                 setattr(self, name, value)
+
+    def demotion(self) -> Policy | None:
+        """The policy that keeps evicted long-term tokens at low precision (see ``MixedPrecision``),
+        or None when evicted tokens are dropped."""
+        return None
 
     @property
     def name(self) -> str:
@@ -107,8 +143,14 @@ class Wrapper(Policy):
     def score_layer(self, layer_idx, keys, values, origin, candidates) -> torch.Tensor:  # noqa: ANN001
         return self.inner.score_layer(layer_idx, keys, values, origin, candidates)
 
+    def select_layer(self, layer_idx, keys, values, origin, candidates, budget) -> Selection:  # noqa: ANN001
+        return self.inner.select_layer(layer_idx, keys, values, origin, candidates, budget)
+
     def filter_chunk(self, features: torch.Tensor, previous: torch.Tensor | None) -> torch.Tensor | None:
         return self.inner.filter_chunk(features, previous)
+
+    def demotion(self) -> Policy | None:
+        return self.inner.demotion()
 
     @property
     def name(self) -> str:
