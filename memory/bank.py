@@ -387,6 +387,7 @@ class MemoryBank:
         ledger = {
             "window_frames": self.window_frames,
             "budget_tokens": self.budget_tokens,
+            "budget_bytes": self.budget_bytes,
             "sink_tokens": self.sink_tokens,
             "spans": spans,
             "recorded_end": self._recorded_end,
@@ -398,8 +399,8 @@ class MemoryBank:
 
     def load_state_dict(self, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
         """Restore a saved bank into this one (built with the same policy, window and budget)."""
-        for bound in ("window_frames", "budget_tokens"):
-            if meta[bound] != getattr(self, bound):
+        for bound in ("window_frames", "budget_tokens", "budget_bytes"):
+            if meta.get(bound) != getattr(self, bound):
                 raise ValueError(f"the saved memory has {bound}={meta[bound]}; this one has {getattr(self, bound)}")
         load_parts(self.stateful_parts(), tensors, meta)
         self.sink_tokens = int(meta["sink_tokens"])

@@ -13,6 +13,7 @@ Shapes: keys/values ``(1, H, Q, D)``; origin ``(H, Q)``.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -92,6 +93,31 @@ class QuantizedSegment:
             self.origin, quantize(keys.float() - self.key_offset, self.bits, self.group_size), self.values,
             self.key_offset, self.bits,
         )  # fmt: skip
+
+    def state_dict(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+        """Tensors (``origin``, ``keys.*``/``values.*``, ``key_offset``) and format (see ``memory.stateful``)."""
+        tensors = {"origin": self.origin}
+        for name, part in (("keys", self.keys), ("values", self.values)):
+            if isinstance(part, QuantizedTensor):
+                tensors.update({f"{name}.codes": part.codes, f"{name}.scale": part.scale, f"{name}.zero": part.zero})
+            else:
+                tensors[name] = part
+        if self.key_offset is not None:
+            tensors["key_offset"] = self.key_offset
+        return tensors, {"bits": self.bits, "group_size": self.group_size}
+
+    @staticmethod
+    def from_state_dict(tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> QuantizedSegment:
+        """The segment :meth:`state_dict` described."""
+        bits, group_size = meta["bits"], int(meta["group_size"])
+
+        def part(name: str) -> QuantizedTensor | torch.Tensor:
+            if bits is None:
+                return tensors[name]
+            codes, scale, zero = (tensors[f"{name}.{field}"] for field in ("codes", "scale", "zero"))
+            return QuantizedTensor(codes, scale, zero, int(bits), group_size)
+
+        return QuantizedSegment(tensors["origin"], part("keys"), part("values"), tensors.get("key_offset"), bits)
 
     def fixed_nbytes(self) -> int:
         """Bytes that do not grow with the token count (the key offset)."""

@@ -180,13 +180,17 @@ class StreamingLayer(CacheLayerMixin):
 
     # ----------------------------------------------------------------------------- persistence
     def state_dict(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-        """Keys/values ``(B, H, P, D)`` and the compacted origin ``(H, P')``, plus the logical length."""
+        """Keys/values ``(B, H, P, D)``, the compacted origin ``(H, P')``, the low-precision tier if any,
+        and the logical length."""
         meta: dict[str, Any] = {"logical_length": self.logical_length, "initialized": bool(self.is_initialized)}
         if not self.is_initialized:
             return {}, meta
         tensors = {"keys": self.keys, "values": self.values}
         if self._compacted_origin is not None:
             tensors["compacted_origin"] = self._compacted_origin
+        if self.quantized_segment is not None:
+            segment_tensors, meta["quantized_segment"] = self.quantized_segment.state_dict()
+            tensors.update({f"quantized_segment.{key}": value for key, value in segment_tensors.items()})
         return tensors, meta
 
     def load_state_dict(self, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
@@ -201,6 +205,10 @@ class StreamingLayer(CacheLayerMixin):
         self.keys, self.values = keys, values
         self.dtype, self.device = keys.dtype, keys.device
         self._compacted_origin = tensors.get("compacted_origin")
+        if "quantized_segment" in meta:
+            prefix = "quantized_segment."
+            segment = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
+            self.quantized_segment = QuantizedSegment.from_state_dict(segment, meta["quantized_segment"])
         self.is_initialized = True
 
 

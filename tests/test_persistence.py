@@ -138,6 +138,27 @@ def test_resume_in_process_restores_every_piece_of_state(tiny_models, saved) -> 
     assert resumed.ask(QUESTION, sampling=sampling).answer == session.ask(QUESTION, sampling=sampling).answer
 
 
+@pytest.mark.parametrize(
+    "policy", ["mixed_precision+key_norm", "frame_merge", "token_drop+proxy_attention+mixed_precision"]
+)
+def test_compressing_policies_resume_and_continue_exactly(tiny_models, tmp_path, policy: str) -> None:
+    """Quantised tiers, merged frames and prototypes are saved; the stream continues as if never stopped."""
+    model = tiny_models["qwen2_5_vl"]
+    config = bounded_config(policy)
+    frames = stream_frames(FPS, TOTAL_FRAMES)
+    uninterrupted, saved = StreamSession(model, config), StreamSession(model, config)
+    for session in (uninterrupted, saved):
+        session.feed(frames[:SAVE_AFTER])
+    resumed = VideoQA(model).resume(saved.save(tmp_path / "session"))
+    assert_same(snapshot(saved), snapshot(resumed))
+    for session in (uninterrupted, resumed):
+        session.feed(frames[SAVE_AFTER:])
+    assert_same(snapshot(uninterrupted), snapshot(resumed))
+    if "mixed_precision" in policy:
+        assert resumed.bank.cache.quantized_length > 0
+    assert greedy_tokens(resumed, QUESTION) == greedy_tokens(uninterrupted, QUESTION)
+
+
 def test_resume_watch_continues_the_same_source_after_the_saved_clock(tiny_models, tmp_path) -> None:
     """A source without ``skip_through`` (not a file): frames already in memory are skipped, not re-fed."""
     from tests.test_session import _ListSource
