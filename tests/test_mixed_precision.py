@@ -9,9 +9,10 @@ import torch
 from memory.bank import MemoryBank
 from memory.policies import MixedPrecision, ProxyAttention, TokenDrop, build_policy
 from pipeline.config import StreamConfig
+from pipeline.engine.snapshot import fork_cache
 from pipeline.session import StreamSession
 from tests.test_policies import stream_into
-from tests.test_session import assert_same, frames_at, snapshot
+from tests.test_session import assert_same, frames_at, quantized_state, snapshot
 from tests.test_token_drop import mostly_static_frames
 
 
@@ -144,3 +145,20 @@ def test_streams_past_the_position_range_re_rotate_the_low_precision_tier(tiny_m
     before = snapshot(session)
     session.ask("What happens?")
     assert_same(before, snapshot(session))
+
+
+def test_a_forked_cache_keeps_its_low_precision_tier_while_the_stream_moves_on(tiny_models) -> None:
+    """The engine answers from a copy-on-write fork: demotion and trimming on the stream must not
+    reach the fork's low-precision tier (segments are immutable and shared)."""
+    model = tiny_models["qwen2_5_vl"]
+    session = session_with(model, MixedPrecision(full_precision_edge_layers=0, budget_tokens=10))
+    session.feed(frames_at(1.0, 24))
+    fork = fork_cache(session.bank.cache)
+    before = [quantized_state(layer) for layer in fork.layers]
+    assert before[0] is not None
+    session.feed(frames_at(1.0, 24, start=24))
+    after = [quantized_state(layer) for layer in fork.layers]
+    for old, new in zip(before, after):
+        assert all(torch.equal(a, b) for a, b in zip(old, new))
+    assert not torch.equal(session.bank.cache.layers[0].quantized_segment.origin, before[0][0])
+    assert fork.physical_length == fork.layers[0].full_precision_length + before[0][0].shape[1]
