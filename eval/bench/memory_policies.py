@@ -119,7 +119,7 @@ def first_token_distributions(session: StreamSession) -> list[torch.Tensor]:
     return out
 
 
-def fidelity(model, frames: list[Frame], window: int, fractions: list[float]) -> list[dict]:
+def fidelity(model, frames: list[Frame], window: int, fractions: list[float], policies: list[str]) -> list[dict]:
     full = session_for(model, "sink_window", None, None)
     full.feed(frames)
     reference = first_token_distributions(full)
@@ -129,7 +129,7 @@ def fidelity(model, frames: list[Frame], window: int, fractions: list[float]) ->
         kept_total = int(visual_tokens * fraction)
         window_tokens = int(visual_tokens * window / len(frames))
         budget = max(0, kept_total - window_tokens)
-        for policy in tqdm(POLICY_SPECS, desc=f"fidelity at {fraction:.0%}", disable=None):
+        for policy in tqdm(policies, desc=f"fidelity at {fraction:.0%}", disable=None):
             session = session_for(model, policy, window, budget)
             session.feed(frames)
             ours = first_token_distributions(session)
@@ -154,7 +154,10 @@ def main() -> None:
     parser.add_argument("--fidelity-frames", type=int, default=240)
     parser.add_argument("--fidelity-window", type=int, default=4, help="short-term frames in the fidelity runs")
     parser.add_argument("--small-frames", type=int, default=96, help="frames for the small model's overhead run")
-    parser.add_argument("--skip-small", action="store_true")
+    parser.add_argument("--skip-small", action="store_true", help="same as leaving 'small' out of --parts")
+    parser.add_argument("--parts", nargs="+", choices=["growth", "fidelity", "small"],
+                        default=["growth", "fidelity", "small"], help="which measurements to run")
+    parser.add_argument("--policies", nargs="+", default=POLICY_SPECS, help="policy specs to measure")
     parser.add_argument("--fractions", type=float, nargs="+", default=[0.05, 0.1, 0.25, 0.5],
                         help="fidelity budgets as fractions of the full cache")
     parser.add_argument("--out", default="eval/bench/results/memory_policies.json")
@@ -169,15 +172,18 @@ def main() -> None:
     }
     with tempfile.TemporaryDirectory() as tmp:
         tiny = load_model(str(make_tiny(Path(tmp) / "tiny", "qwen2_5_vl")), device="cpu", local_files_only=True)
-        frames = synthetic_frames(int(args.minutes * 60), (56, 84))
-        results["growth_tiny"] = [
-            growth(tiny, policy, frames, args.window_frames, args.budget_tokens, batch=8)
-            for policy in tqdm(POLICY_SPECS, desc="growth", disable=None)
-        ]
-        results["fidelity_tiny"] = fidelity(
-            tiny, synthetic_frames(args.fidelity_frames, (112, 168)), args.fidelity_window, args.fractions
-        )
-        if not args.skip_small:
+        if "growth" in args.parts:
+            frames = synthetic_frames(int(args.minutes * 60), (56, 84))
+            results["growth_tiny"] = [
+                growth(tiny, policy, frames, args.window_frames, args.budget_tokens, batch=8)
+                for policy in tqdm(args.policies, desc="growth", disable=None)
+            ]
+        if "fidelity" in args.parts:
+            results["fidelity_tiny"] = fidelity(
+                tiny, synthetic_frames(args.fidelity_frames, (112, 168)), args.fidelity_window, args.fractions,
+                args.policies,
+            )
+        if "small" in args.parts and not args.skip_small:
             small = load_model(
                 str(make_tiny(Path(tmp) / "small", "qwen2_5_vl", "small")), device="cpu", local_files_only=True,
                 max_frame_pixels=224 * 224,
@@ -185,7 +191,7 @@ def main() -> None:
             small_frames = synthetic_frames(args.small_frames, (224, 224))
             results["overhead_small"] = [
                 growth(small, policy, small_frames, 16, 512, batch=8)
-                for policy in tqdm(POLICY_SPECS, desc="small model", disable=None)
+                for policy in tqdm(args.policies, desc="small model", disable=None)
             ]
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
