@@ -15,9 +15,11 @@ from pipeline.session import StreamSession
 from tests.test_session import assert_same, frames_at, snapshot
 
 
-def archive_session(model, window_frames: int = 4, budget_tokens: int = 0, **archive) -> StreamSession:
+def archive_session(
+    model, window_frames: int = 4, budget_tokens: int = 0, policy: str = "sink_window", **archive
+) -> StreamSession:
     config = StreamConfig().replace("sampling", max_new_tokens=4)
-    config = config.replace("memory", policy="sink_window", window_frames=window_frames, budget_tokens=budget_tokens)
+    config = config.replace("memory", policy=policy, window_frames=window_frames, budget_tokens=budget_tokens)
     config = config.replace("archive", enabled=True, **archive)
     return StreamSession(model, config)
 
@@ -102,3 +104,21 @@ def test_a_block_put_back_at_its_own_position_is_unchanged(tiny_models) -> None:
         moved = model.rotate_keys(keys[index], torch.full((2, 5), 2))
         assert torch.allclose(layer.keys[0, :, 8:13], moved, atol=1e-6)
         assert layer.logical_length == 13
+
+
+def test_blocks_partly_kept_in_long_term_memory_are_not_retrieved_twice(tiny_models) -> None:
+    """Per-head long-term selection keeps parts of old blocks; those blocks stay out of retrieval."""
+    session = archive_session(tiny_models["qwen2_5_vl"], window_frames=4, budget_tokens=6, policy="key_norm",
+                              top_k=10)
+    session.feed(frames_at(2.0, 129))
+    long_term = [span.block.chunk_index for span in session.bank.spans[:-2]]
+    assert long_term  # some archived blocks are also partly resident
+    assert set(long_term) <= set(session.recall.archive.timestamps)
+    before = snapshot(session)
+    answer = session.ask("What happened?")
+    assert_same(before, snapshot(session))
+    resident = set(session.bank.resident_frame_timestamps)
+    assert answer.retrieved and not resident & set(answer.retrieved)
+    archived_not_resident = [t for i, ts in session.recall.archive.timestamps.items() for t in ts
+                             if i not in long_term]
+    assert len(answer.retrieved) == 2 * 10 and set(answer.retrieved) <= set(archived_not_resident)
