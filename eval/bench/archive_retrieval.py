@@ -42,7 +42,6 @@ from pipeline.session import StreamSession
 logger = logging.getLogger(__name__)
 
 NEEDLE_COLOR = (230, 40, 230)
-VIDEO_SIZE = (640, 360)
 
 
 def search_latency(dim: int, n_blocks: int, queries: int, seed: int = 0) -> dict[str, float]:
@@ -72,7 +71,9 @@ def stream_config(folder: Path, fps: float, window_frames: int, ram_mb: float, m
     return config.replace("archive", enabled=True, folder=str(folder), ram_mb=ram_mb, disk_mb=1 << 20)
 
 
-def question_latency(model, video: Path, needle: tuple[float, float], config: StreamConfig, repeats: int) -> dict:
+def question_latency(
+    model, video: Path, needle: tuple[float, float], config: StreamConfig, repeats: int, size: tuple[int, int]
+) -> dict:
     """Ingest ``video``, then time answers with and without retrieval on the same memory."""
     session = StreamSession(model, config)
     session.watch(str(video))
@@ -82,7 +83,7 @@ def question_latency(model, video: Path, needle: tuple[float, float], config: St
             bar.update(taken)
     ingest_s = time.perf_counter() - started
     question = "When did the colored flash appear?"
-    image = needle_frame(NEEDLE_COLOR, VIDEO_SIZE)
+    image = needle_frame(NEEDLE_COLOR, size)
     top_k = session.recall.settings.top_k
     modes = {"no_retrieval": (0, None), "internal_text": (top_k, None), "visual_image": (top_k, image)}
     results = {}
@@ -124,10 +125,12 @@ def bytes_per_hour(archive: dict, fps: float, frames_per_chunk: int) -> dict[str
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", default="small", choices=["tiny", "small"], help="random Qwen2.5-VL size")
-    parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 3600, 10000, 100000],
-                        help="archive sizes (frame blocks) for the search latency")
+    parser.add_argument("--sizes", type=int, nargs="*", default=[1000, 3600, 10000, 100000],
+                        help="archive sizes (frame blocks) for the search latency (none: skip)")
     parser.add_argument("--queries", type=int, default=50)
-    parser.add_argument("--minutes", type=float, nargs="+", default=[1.0], help="video lengths for question latency")
+    parser.add_argument("--minutes", type=float, nargs="*", default=[1.0],
+                        help="video lengths for question latency (none: skip)")
+    parser.add_argument("--video-size", type=int, nargs=2, default=[640, 360], metavar=("W", "H"))
     parser.add_argument("--fps", type=float, default=1.0)
     parser.add_argument("--window-frames", type=int, default=16)
     parser.add_argument("--ram-mb", type=float, default=64.0, help="archive RAM budget (the rest goes to disk)")
@@ -145,27 +148,31 @@ def main() -> None:
         text = model.model.config.text_config
         kv_dim = text.num_key_value_heads * (text.hidden_size // text.num_attention_heads)
         dims = {"visual": text.hidden_size, "internal_shared": kv_dim, "internal_per_layer": kv_dim * model.num_layers}
-        search = {kind: [search_latency(dim, n, args.queries) for n in args.sizes] for kind, dim in dims.items()}
-        streams = []
+        report = {
+            "benchmark": "archive_retrieval", "date": date.today().isoformat(),
+            "machine": platform.processor() or platform.machine(), "torch_threads": args.threads,
+            "model": f"random qwen2_5_vl {args.size}", "vector_dims": dims, "args": vars(args),
+            "search": {}, "streams": [],
+        }
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        for kind, dim in dims.items():
+            report["search"][kind] = [search_latency(dim, n, args.queries) for n in args.sizes]
+            out.write_text(json.dumps(report, indent=1))  # written after every part: a long run keeps its figures
         for minutes in args.minutes:
             seconds = minutes * 60
             needle = (float(round(0.5 * seconds)), float(round(0.5 * seconds)) + 4.0)
             video = tmp_path / f"video-{minutes:g}m.mp4"
-            encode_needles_video(video, seconds, args.fps, VIDEO_SIZE, [(*needle, NEEDLE_COLOR)], seed=0)
+            size = tuple(args.video_size)
+            encode_needles_video(video, seconds, args.fps, size, [(*needle, NEEDLE_COLOR)], seed=0)
             config = stream_config(tmp_path / f"archive-{minutes:g}m", args.fps, args.window_frames, args.ram_mb,
                                    args.max_new_tokens)
-            result = question_latency(model, video, needle, config, args.repeats)
+            result = question_latency(model, video, needle, config, args.repeats, size)
             result["minutes"] = minutes
             result["bytes_per_hour"] = bytes_per_hour(result["archive"], args.fps, model.frames_per_chunk)
-            streams.append(result)
+            report["streams"].append(result)
+            out.write_text(json.dumps(report, indent=1))
             logger.warning("%g min: %s", minutes, json.dumps(result))
-    report = {
-        "benchmark": "archive_retrieval", "date": date.today().isoformat(), "machine": platform.processor()
-        or platform.machine(), "torch_threads": args.threads, "model": f"random qwen2_5_vl {args.size}",
-        "vector_dims": dims, "search": search, "streams": streams, "args": vars(args),
-    }
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(report, indent=1))
     print(json.dumps(report, indent=1))
 
 
