@@ -72,6 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     watch.add_argument("--realtime", action="store_true", help="pace files at their real speed")
     watch.add_argument("--json", action="store_true", help="one JSON line per answer, then the session counters")
     add_watch_args(watch)
+    _add_archive_args(watch)
     _add_model_args(watch)
 
     tiny = sub.add_parser("make-tiny", help="write a tiny random-weight checkpoint (offline tests and demos)")

@@ -122,3 +122,24 @@ def test_blocks_partly_kept_in_long_term_memory_are_not_retrieved_twice(tiny_mod
     archived_not_resident = [t for i, ts in session.recall.archive.timestamps.items() for t in ts
                              if i not in long_term]
     assert len(answer.retrieved) == 2 * 10 and set(answer.retrieved) <= set(archived_not_resident)
+
+
+@pytest.mark.timeout(120)
+def test_engine_answers_retrieve_from_the_archive_and_leave_memory_unchanged(tiny_models) -> None:
+    from pipeline.engine import EngineSettings, RealtimeVideoQA
+
+    model = tiny_models["qwen2_5_vl"]
+    config = StreamConfig().replace("sampling", max_new_tokens=4)
+    config = config.replace("memory", policy="sink_window", window_frames=4, budget_tokens=0)
+    config = config.replace("archive", enabled=True, top_k=3)
+    with RealtimeVideoQA(model, config, EngineSettings(history_turns=0)) as engine:
+        stream = engine.watch(frames_at(2.0, 32))
+        assert stream.wait_ended(timeout=30)
+        session = engine.core._streams[stream.stream_id].session
+        before = engine.core.call(lambda: snapshot(session))
+        info = stream.ask("What happened?").result(timeout=30)
+        after = engine.core.call(lambda: snapshot(session))
+        resident = engine.core.call(lambda: list(session.bank.resident_frame_timestamps))
+    assert info.status == "done" and len(info.retrieved) == 6
+    assert resident and not set(info.retrieved) & set(resident)
+    assert_same(before, after)
