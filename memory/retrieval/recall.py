@@ -142,10 +142,14 @@ class ArchiveRecall:
 
     def retrieve(self, kind: str, query: torch.Tensor, exclude: set[int]) -> list[ArchivedBlock]:
         """The top-k blocks, loaded; damaged or vanished blocks are skipped (and unindexed)."""
-        blocks, missing = [], []
+        blocks: list[ArchivedBlock] = []
+        missing: list[int] = []
         for block_id in self.search(kind, query, self.settings.top_k, exclude):
             block = self.archive.get(block_id)
-            (blocks if block is not None else missing).append(block if block is not None else block_id)
+            if block is None:
+                missing.append(block_id)
+            else:
+                blocks.append(block)
         self._forget(missing)
         return blocks
 
