@@ -143,3 +143,25 @@ def test_engine_answers_retrieve_from_the_archive_and_leave_memory_unchanged(tin
     assert info.status == "done" and len(info.retrieved) == 6
     assert resident and not set(info.retrieved) & set(resident)
     assert_same(before, after)
+
+
+def test_a_corrupted_shard_is_skipped_at_answer_time_and_the_session_goes_on(tiny_models, tmp_path, caplog) -> None:
+    session = archive_session(tiny_models["qwen2_vl"], window_frames=4, folder=str(tmp_path / "a"), ram_mb=0.001,
+                              top_k=50)
+    session.feed(frames_at(2.0, 32))
+    archive = session.recall.archive
+    shard = sorted((tmp_path / "a" / "shards").glob("*.safetensors"))[0]
+    data = bytearray(shard.read_bytes())
+    data[-2] ^= 0xFF
+    shard.write_bytes(bytes(data))
+    damaged = [i for i, f in archive.disk.where.items() if f.endswith(shard.name)]
+    damaged_times = {t for i in damaged for t in archive.timestamps[i]}
+    before = snapshot(session)
+    with caplog.at_level("WARNING"):
+        answer = session.ask("What happened?")
+    assert_same(before, snapshot(session))
+    assert shard.name in caplog.text
+    assert answer.archive["damaged_blocks"] == len(damaged) > 0
+    assert answer.retrieved and not damaged_times & set(answer.retrieved)
+    session.feed(frames_at(2.0, 8, start=32))  # the stream goes on
+    assert session.ask("And now?").archive["damaged_blocks"] == len(damaged)

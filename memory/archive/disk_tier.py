@@ -1,8 +1,10 @@
 """The archive's second tier: frame blocks in safetensors shards in a session folder.
 
 A shard holds the blocks spilled from RAM in one go; it is written to a temporary name, renamed into
-place, and then recorded in the journal with its sha256 (see ``journal.py``). Reads are lazy and
-memory-mapped (``safetensors.safe_open``); a shard's checksum is verified once, on its first read.
+place, and then recorded in the journal with its sha256 and one sha256 per block (see
+``journal.py``). Reads are lazy and memory-mapped (``safetensors.safe_open``); a shard written by an
+earlier process is checked whole (size, sha256) on its first read, and every block read is checked
+against its own sha256, so a file altered while the stream runs is caught too.
 
 Faults never stop the stream:
 
@@ -32,6 +34,15 @@ from memory.archive.journal import Journal
 logger = logging.getLogger(__name__)
 
 SHARD_DIR = "shards"
+
+
+def tensors_sha256(tensors: dict[str, torch.Tensor]) -> str:
+    """sha256 over the names and raw bytes of ``tensors`` (sorted by name): one block's checksum."""
+    digest = hashlib.sha256()
+    for name in sorted(tensors):
+        digest.update(name.encode())
+        digest.update(tensors[name].contiguous().view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
 
 
 def sha256_of(path: Path) -> str:
@@ -94,11 +105,16 @@ class DiskTier:
         path = self.folder / file
         tmp = path.with_suffix(".tmp")
         tensors: dict[str, torch.Tensor] = {}
+        metas = []
         for block in blocks:
-            tensors.update(block.tensors())
+            block_tensors = block.tensors()
+            tensors.update(block_tensors)
+            prefix = f"b{block.block_id}."
+            plain = {name[len(prefix):]: t for name, t in block_tensors.items()}
+            metas.append({**block.meta(), "sha256": tensors_sha256(plain)})
         data = save(tensors)
         entry = {"event": "shard", "file": file, "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data),
-                 "blocks": [block.meta() for block in blocks]}
+                 "blocks": metas}
         try:
             with open(tmp, "wb") as handle:
                 handle.write(data)
@@ -185,6 +201,15 @@ class DiskTier:
             self.damaged_blocks += len(self.shards[file]["blocks"])
             logger.warning("archive shard %s cannot be read (%s): its blocks are skipped; delete the archive folder "
                            "%s to start a fresh archive", self.folder / file, error, self.folder)
+            return None
+        if "sha256" in meta and tensors_sha256(tensors) != meta["sha256"]:
+            self.where.pop(block_id, None)
+            self.damaged_blocks += 1
+            logger.warning(
+                "archive shard %s: frame block %d (%.1f s) does not match its sha256 in the journal (corrupted); it "
+                "is skipped. Restore the file from a backup or delete the archive folder %s to start a fresh "
+                "archive; the stream goes on", self.folder / file, block_id, meta["timestamps"][0], self.folder,
+            )
             return None
         vectors = {n[len("vector."):]: t for n, t in tensors.items() if n.startswith("vector.")}
         return ArchivedBlock(block_id, tuple(meta["timestamps"]), meta["position"], tensors["logical"],
