@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -26,6 +27,7 @@ from memory.candidates import Candidates
 from memory.evicted import EvictedFrame, frame_kv
 from memory.policies.base import Policy
 from memory.probe import AttentionProbe
+from memory.stateful import Stateful, load_parts, merge_states
 from memory.streaming_cache import StreamingCache
 
 logger = logging.getLogger(__name__)
@@ -55,10 +57,18 @@ class MemoryStats:
     """What the memory holds now and what it has let go (JSON-friendly via ``as_dict``).
 
     Token counts are per KV head and layer (the same everywhere); bytes cover all layers and heads.
+    ``device_tokens`` counts what attention sees (the low-precision tier included);
+    ``long_term_tokens`` counts the full-precision long-term tier only; ``device_bytes`` is the sum of
+    the four ``*_bytes`` tiers.
     """
 
     device_tokens: int
     device_bytes: int
+    sink_bytes: int
+    short_term_bytes: int
+    long_term_bytes: int
+    quantized_tokens: int
+    quantized_bytes: int
     logical_tokens: int
     sink_tokens: int
     short_term_tokens: int
@@ -72,6 +82,7 @@ class MemoryStats:
     policy: str
     window_frames: int | None
     budget_tokens: int | None
+    budget_bytes: int | None
 
     def as_dict(self) -> dict[str, int | float | str | None]:
         return dict(self.__dict__)
@@ -85,6 +96,9 @@ class MemoryBank:
         policy: scores long-term tokens (see ``memory/policies``).
         window_frames: frames in the short-term window (None: unbounded, nothing is ever evicted).
         budget_tokens: long-term tokens kept per KV head and layer (None: unbounded).
+        budget_bytes: bytes the full-precision long-term tier may take over all layers and heads
+            (None: unbounded); with ``budget_tokens`` too, the tighter one wins. A policy's
+            low-precision tier (``mixed_precision``) has a budget of its own.
     """
 
     def __init__(
@@ -93,15 +107,19 @@ class MemoryBank:
         policy: Policy,
         window_frames: int | None = None,
         budget_tokens: int | None = None,
+        budget_bytes: int | None = None,
     ) -> None:
         if window_frames is not None and window_frames < 1:
             raise ValueError(f"window_frames must be >= 1 or None, got {window_frames}")
         if budget_tokens is not None and budget_tokens < 0:
             raise ValueError(f"budget_tokens must be >= 0 or None, got {budget_tokens}")
+        if budget_bytes is not None and budget_bytes < 0:
+            raise ValueError(f"budget_bytes must be >= 0 or None, got {budget_bytes}")
         self.cache = StreamingCache(num_layers)
         self.policy = policy
         self.window_frames = window_frames
         self.budget_tokens = policy.long_term_budget(budget_tokens)
+        self.budget_bytes = budget_bytes
         self.sink_tokens = 0
         self.spans: list[FrameSpan] = []  # resident chunks, oldest first
         self._recorded_end = 0  # logical index just past the last recorded block
@@ -138,21 +156,28 @@ class MemoryBank:
 
         ``probe`` supplies model-derived attention to policies that score with it (computed lazily).
         """
+        budget = self.long_term_cap()
         if self.window_frames is None or not self.spans:
             return
         boundary = self._short_term_start(self.window_frames - incoming_frames)
         if self.on_evict is not None:
             self._hand_off(boundary)
-        if self.budget_tokens is None:
+        if budget is None:
             return
         origin0 = self.cache.layers[0].origin()[0]
         is_long = (origin0 >= self.sink_tokens) & (origin0 < boundary)
-        if int(is_long.sum()) <= self.budget_tokens:
+        if int(is_long.sum()) <= budget:
             return
-        if self.budget_tokens == 0:  # no long-term memory: one index for every layer and head
+        demotion = self.policy.demotion()
+        if budget == 0:  # no full-precision long-term memory: one index for every layer and head
+            if demotion is not None:
+                long_index = is_long.nonzero().squeeze(1)
+                self._demote([long_index.expand(layer.keys.shape[1], -1) for layer in self.cache.layers])
             self.cache.keep((~is_long).nonzero().squeeze(1))
         else:
-            self._keep_best(boundary, self.budget_tokens, probe)
+            self._keep_best(boundary, budget, probe)
+        if demotion is not None:
+            self._trim_quantized()
         self._refresh_spans()
 
     def _hand_off(self, boundary: int) -> None:
@@ -166,6 +191,44 @@ class MemoryBank:
                 frame = EvictedFrame(block.chunk_index, block.frame_timestamps, block.position, logical, keys, values)
                 self.on_evict(frame)
                 self._handed_off = span.end
+
+    def long_term_cap(self) -> int | None:
+        """Full-precision long-term tokens allowed per layer and KV head now (None: unbounded):
+        ``budget_tokens`` and ``budget_bytes`` (converted with the cache's bytes per token), the tighter."""
+        caps = [] if self.budget_tokens is None else [self.budget_tokens]
+        if self.budget_bytes is not None and self.cache.layers[0].is_initialized:
+            caps.append(self.budget_bytes // self.full_precision_bytes_per_token())
+        return min(caps) if caps else None
+
+    def full_precision_bytes_per_token(self) -> int:
+        """Bytes one token takes at full precision over all layers and KV heads (0 before any write)."""
+        total = 0
+        for layer in self.cache.layers:
+            if layer.is_initialized:
+                for t in (layer.keys, layer.values):
+                    total += t.shape[0] * t.shape[1] * t.shape[-1] * t.element_size()
+        return total
+
+    def _demote(self, indices: list[torch.Tensor]) -> None:
+        """Move ``indices[l]`` ``(H, M)`` of layer ``l`` to its low-precision tier (they are then dropped
+        from full precision by the caller)."""
+        demotion = self.policy.demotion()
+        for layer_idx, (layer, index) in enumerate(zip(self.cache.layers, indices)):
+            bits = demotion.layer_bits(layer_idx, len(self.cache.layers))
+            layer.demote(index, bits, demotion.group_for(layer.keys.shape[-1]))
+
+    def _trim_quantized(self) -> None:
+        """Drop the oldest low-precision tokens until the tier is within the policy's budget."""
+        held = self.cache.quantized_length
+        segments = [layer.quantized_segment for layer in self.cache.layers if layer.quantized_segment is not None]
+        fixed = sum(segment.fixed_nbytes() for segment in segments)
+        cap = self.policy.demotion().token_cap(held, self.cache.quantized_nbytes(), fixed)
+        if cap is None or held <= cap:
+            return
+        for layer in self.cache.layers:
+            segment = layer.quantized_segment
+            keep = torch.arange(held - cap, held, device=segment.origin.device).expand(segment.origin.shape[0], -1)
+            layer.quantized_segment = segment.selected(keep) if cap else None
 
     def _short_term_start(self, frames_in_window: int) -> int:
         """Logical index where the short-term window starts if it holds ``frames_in_window`` frames."""
@@ -181,7 +244,7 @@ class MemoryBank:
     def _keep_best(self, boundary: int, budget: int, probe: AttentionProbe | None) -> None:
         """Per layer and head: sinks + the ``budget`` best-scored long-term tokens + the window."""
         candidates = Candidates(self.spans, self.sink_tokens, boundary, probe)
-        indices = []
+        indices, demoted, selections = [], [], []
         for layer_idx, layer in enumerate(self.cache.layers):
             origin = layer.origin()  # (H, N)
             is_long = (origin >= self.sink_tokens) & (origin < boundary)
@@ -191,13 +254,25 @@ class MemoryBank:
             candidates.layer_slots[layer_idx] = long_slice
             keys = layer.keys[0, :, long_slice]
             values = layer.values[0, :, long_slice]
-            scores = self.policy.score_layer(layer_idx, keys, values, origin[:, long_slice], candidates)
-            best = scores.topk(min(budget, n_long), dim=-1).indices.sort(dim=-1).values + n_sink
+            selection = self.policy.select_layer(layer_idx, keys, values, origin[:, long_slice], candidates, budget)
+            selections.append(selection)
+            best = selection.keep + n_sink
             heads = origin.shape[0]
+            if self.policy.demotion() is not None:
+                evicted = torch.ones(heads, origin.shape[1], dtype=torch.bool, device=best.device)
+                evicted[:, : n_sink].fill_(False)
+                evicted[:, n_sink + n_long :].fill_(False)
+                evicted.scatter_(1, best, False)
+                demoted.append(evicted.nonzero()[:, 1].view(heads, -1))
             sinks = torch.arange(n_sink, device=best.device).expand(heads, -1)
             window = torch.arange(n_sink + n_long, origin.shape[1], device=best.device).expand(heads, -1)
             indices.append(torch.cat([sinks, best, window], dim=1))
+        if demoted:
+            self._demote(demoted)
         self.cache.keep_per_layer(indices)
+        for layer, selection in zip(self.cache.layers, selections):  # merged tokens replace kept ones
+            if selection.keys is not None:
+                layer.replace_slots(n_sink, selection.keys.unsqueeze(0), selection.values.unsqueeze(0))
 
     def _refresh_spans(self) -> None:
         """Recount what is left of each span (mean over layers and heads); forget empty spans."""
@@ -206,6 +281,8 @@ class MemoryBank:
         slots = 0
         for layer in self.cache.layers:
             origin = layer.origin()
+            if layer.quantized_segment is not None:
+                origin = torch.cat([origin, layer.quantized_segment.origin.to(origin.device)], dim=1)
             slots += origin.shape[0]
             visual = origin[origin >= self.sink_tokens].cpu()
             span_index = torch.searchsorted(starts, visual, right=True) - 1
@@ -255,6 +332,11 @@ class MemoryBank:
             span_index = span_index.masked_fill(origin < self.sink_tokens, len(self.spans))
             delta = span_delta.to(origin.device)[span_index]
             layer.keys = rotate_keys(layer.keys[0], delta).unsqueeze(0)
+            segment = layer.quantized_segment
+            if segment is not None:  # low precision: dequantise, rotate, quantise again
+                index = torch.searchsorted(starts.to(origin.device), segment.origin, right=True) - 1
+                low_keys = segment.dequantized(layer.keys.dtype)[0][0]
+                layer.quantized_segment = segment.with_keys(rotate_keys(low_keys, span_delta[index]).unsqueeze(0))
         for span, position in zip(self.spans, new):
             span.block.position = position
         logger.info("re-indexed %d chunks: positions %d..%d -> %d..%d", len(old), old[0], old[-1], new[0], new[-1])
@@ -275,22 +357,89 @@ class MemoryBank:
         short = [s for s in self.spans if s.start >= window_start]
         long = [s for s in self.spans if s.start < window_start]
         device_tokens = self.cache.physical_length
+        quantized_tokens = self.cache.quantized_length
         short_tokens = sum(s.block.n_tokens for s in short)
-        resident_visual = device_tokens - self.sink_tokens
+        full_visual = max(0, self.cache.layers[0].full_precision_length - self.sink_tokens)
+        long_tokens = max(0, full_visual - short_tokens)
+        per_token = self.full_precision_bytes_per_token()
         return MemoryStats(
             device_tokens=device_tokens,
             device_bytes=self.cache.nbytes(),
+            sink_bytes=self.sink_tokens * per_token,
+            short_term_bytes=short_tokens * per_token,
+            long_term_bytes=long_tokens * per_token,
+            quantized_tokens=quantized_tokens,
+            quantized_bytes=self.cache.quantized_nbytes(),
             logical_tokens=self.cache.logical_length,
             sink_tokens=self.sink_tokens,
             short_term_tokens=short_tokens,
             short_term_frames=sum(s.block.n_frames for s in short),
-            long_term_tokens=max(0, resident_visual - short_tokens),
+            long_term_tokens=long_tokens,
             long_term_frames=sum(s.block.n_frames for s in long),
             resident_frames=sum(s.block.n_frames for s in self.spans),
             evicted_frames=self._evicted_frames,
-            evicted_tokens=self._visual_tokens_seen - resident_visual,
+            evicted_tokens=self._visual_tokens_seen - full_visual - quantized_tokens,
             compression_ratio=round(self.cache.logical_length / device_tokens, 3) if device_tokens else 1.0,
             policy=self.policy.name,
             window_frames=self.window_frames,
             budget_tokens=self.budget_tokens,
+            budget_bytes=self.budget_bytes,
         )
+
+    # ------------------------------------------------------------------------------- persistence
+    def stateful_parts(self) -> dict[str, Stateful]:
+        """The components saved with the bank, by name (add new tiers here; see ``memory.stateful``)."""
+        return {"cache": self.cache, "policy": self.policy}
+
+    def state_dict(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+        """Ledger (sinks, spans with timestamps and positions, counters, bounds) plus every part's state."""
+        spans = [
+            {
+                "kind": span.block.kind.value,
+                "n_tokens": span.block.n_tokens,
+                "frame_timestamps": list(span.block.frame_timestamps),
+                "chunk_index": span.block.chunk_index,
+                "position": span.block.position,
+                "start": span.start,
+                "kept": span.kept,
+            }
+            for span in self.spans
+        ]
+        ledger = {
+            "window_frames": self.window_frames,
+            "budget_tokens": self.budget_tokens,
+            "budget_bytes": self.budget_bytes,
+            "sink_tokens": self.sink_tokens,
+            "spans": spans,
+            "recorded_end": self._recorded_end,
+            "visual_tokens_seen": self._visual_tokens_seen,
+            "evicted_frames": self._evicted_frames,
+            "frames_seen": self._frames_seen,
+        }
+        return merge_states(self.stateful_parts(), ledger)
+
+    def load_state_dict(self, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
+        """Restore a saved bank into this one (built with the same policy, window and budget)."""
+        for bound in ("window_frames", "budget_tokens", "budget_bytes"):
+            if meta.get(bound) != getattr(self, bound):
+                raise ValueError(f"the saved memory has {bound}={meta[bound]}; this one has {getattr(self, bound)}")
+        load_parts(self.stateful_parts(), tensors, meta)
+        self.sink_tokens = int(meta["sink_tokens"])
+        self.spans = [
+            FrameSpan(
+                Block(
+                    BlockKind(span["kind"]),
+                    int(span["n_tokens"]),
+                    tuple(float(t) for t in span["frame_timestamps"]),
+                    int(span["chunk_index"]),
+                    span["position"],
+                ),
+                int(span["start"]),
+                float(span["kept"]),
+            )
+            for span in meta["spans"]
+        ]
+        self._recorded_end = int(meta["recorded_end"])
+        self._visual_tokens_seen = int(meta["visual_tokens_seen"])
+        self._evicted_frames = int(meta["evicted_frames"])
+        self._frames_seen = int(meta["frames_seen"])

@@ -27,6 +27,7 @@ class Candidates:
         self.spans = spans
         self.probe = probe
         self.layer_slots: dict[int, slice] = {}  # layer -> physical slots of the long-term tokens
+        self.shared: dict[str, object] = {}  # decisions a policy makes once per eviction for every layer
         self.sink_tokens = sink_tokens
         self.boundary = boundary
         self.starts = torch.tensor([s.start for s in spans], dtype=torch.long)

@@ -100,6 +100,21 @@ class SpanMemo:
     def gap(self, n_tokens: int) -> int:
         return self._spans.get(n_tokens, n_tokens)
 
+    def state_dict(self) -> tuple[dict[str, torch.Tensor], dict[str, list[list[int]]]]:
+        """The recorded spans (see ``memory.stateful``), so a resumed stream re-indexes as before."""
+        return {}, {"spans": [[n_tokens, span] for n_tokens, span in sorted(self._spans.items())]}
+
+    def load_state_dict(self, tensors: dict[str, torch.Tensor], meta: dict[str, list[list[int]]]) -> None:
+        """Add a saved stream's records (the memo is model-wide: records only ever grow)."""
+        for n_tokens, span in meta["spans"]:
+            self.record(int(n_tokens), int(span))
+
+
+def span_memo_of(model: object) -> SpanMemo | None:
+    """The model-wide :class:`SpanMemo` of families that keep one (1-D families, Qwen3-VL), else None."""
+    memo = getattr(model, "_span_memo", None)
+    return memo if isinstance(memo, SpanMemo) else None
+
 
 def rotate_keys_1d(keys: torch.Tensor, delta: torch.Tensor, inv_freq: torch.Tensor) -> torch.Tensor:
     """Keys ``(H, N, D)`` rotated by ``delta`` ``(H, N)`` positions with HF's half-split RoPE layout.

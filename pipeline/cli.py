@@ -7,6 +7,7 @@ and exit with status 2; anything else is a bug and keeps its traceback (status 1
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import sys
@@ -22,6 +23,20 @@ from pipeline.errors import SourceError, UserInputError
 logger = logging.getLogger("streamvqa")
 
 
+_BYTE_UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3}
+
+
+def parse_bytes(text: str) -> int:
+    """``"4096"``, ``"512K"``, ``"64M"``, ``"2G"`` (binary units) -> bytes."""
+    value = text.strip().upper().removesuffix("B").removesuffix("I")
+    unit = value[-1:] if value[-1:] in _BYTE_UNITS else ""
+    number = value[: len(value) - len(unit)]
+    try:
+        return int(float(number) * _BYTE_UNITS[unit])
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a size: write bytes like 4096, 512K, 64M or 2G") from None
+
+
 def _add_model_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", help=f"hub id or local checkpoint folder (default {DEFAULT_MODEL_ID})")
     parser.add_argument("--config", help="JSON config file (defaults < file < flags)")
@@ -32,6 +47,9 @@ def _add_model_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--policy", help="memory policy (see `streamvqa policies`)")
     parser.add_argument("--window-frames", type=int, help="frames in the short-term window (full precision)")
     parser.add_argument("--budget-tokens", type=int, help="long-term tokens kept per layer and head")
+    parser.add_argument(
+        "--budget-bytes", type=parse_bytes, help="bytes of full-precision long-term memory, all layers (e.g. 512M, 2G)"
+    )
     parser.add_argument("--chunks-per-forward", type=int, help="temporal chunks per forward call")
     parser.add_argument("--max-new-tokens", type=int, help="longest answer in tokens")
     parser.add_argument("--temperature", type=float, help="0 = greedy (default)")
@@ -58,13 +76,22 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     ask = sub.add_parser("ask", help="answer one question about a video file or stream")
-    ask.add_argument("video", help="video file, URL (rtsp/http/udp/...), or webcam index")
+    ask.add_argument(
+        "video", nargs="?", help="video file, URL (rtsp/http/udp/...), or webcam index (optional with --resume)"
+    )
     ask.add_argument("--question", "-q", required=True)
     ask.add_argument("--at", type=float, help="question time in seconds (default: after the whole video)")
     ask.add_argument("--start", type=float, help="first second of the clip")
     ask.add_argument("--json", action="store_true", help="print one JSON object")
     ask.add_argument("--image", help="image attached to the question (\"when did this appear?\"); needs --archive")
     _add_archive_args(ask)
+    ask.add_argument("--save-session", metavar="DIR", help="after answering, save the stream's state to DIR")
+    ask.add_argument(
+        "--resume",
+        metavar="DIR",
+        help="continue the session saved in DIR: VIDEO (the same video) is ingested from where its clock "
+        "stopped; without VIDEO, just answer",
+    )
     _add_model_args(ask)
 
     watch = sub.add_parser("watch", help="stream a video into memory; type questions on stdin while it plays")
@@ -87,9 +114,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def config_from_args(args: argparse.Namespace) -> StreamConfig:
-    """Defaults, then ``--config FILE``, then flags."""
-    config = StreamConfig.from_file(args.config) if args.config else StreamConfig()
+def config_from_args(args: argparse.Namespace, base: StreamConfig | None = None) -> StreamConfig:
+    """Defaults (or ``base``), then ``--config FILE``, then flags."""
+    config = StreamConfig.from_file(args.config) if args.config else (base or StreamConfig())
     try:
         config = config.replace(
             "model", model=args.model, device=args.device, dtype=args.dtype, max_frame_pixels=args.max_frame_pixels
@@ -102,7 +129,11 @@ def config_from_args(args: argparse.Namespace) -> StreamConfig:
             realtime=getattr(args, "realtime", None) or None,
         )
         config = config.replace(
-            "memory", policy=args.policy, window_frames=args.window_frames, budget_tokens=args.budget_tokens
+            "memory",
+            policy=args.policy,
+            window_frames=args.window_frames,
+            budget_tokens=args.budget_tokens,
+            budget_bytes=args.budget_bytes,
         )
         config = config.replace("ingest", chunks_per_forward=args.chunks_per_forward)
         archive_dir = getattr(args, "archive", None)
@@ -145,34 +176,41 @@ def _source_spec(text: str) -> str | int:
     return text
 
 
-def cmd_ask(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
+def _resumed_config(args: argparse.Namespace) -> StreamConfig:
+    """The saved session's configuration, then flags; the clip ends at ``--at`` (not the saved end)."""
+    from pipeline.persist import saved_config
 
+    if args.config:
+        raise UserInputError("--config cannot be combined with --resume (the session keeps its saved config)")
+    saved = saved_config(args.resume)
+    config = config_from_args(args, base=saved)
+    start = saved.source.start if args.start is None else args.start
+    return dataclasses.replace(config, source=dataclasses.replace(config.source, start=start, end=args.at))
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
     from pipeline.videoqa import VideoQA
 
-    config = config_from_args(args)
+    if args.video is None and not args.resume:
+        raise UserInputError("pass a VIDEO to ask about (or --resume DIR to answer from a saved session)")
+    config = _resumed_config(args) if args.resume else config_from_args(args)
     if not args.question.strip():
         raise UserInputError("the question is empty: pass --question 'What happens?'")
-    spec = _source_spec(args.video)
+    spec = _source_spec(args.video) if args.video is not None else None
     image = _read_image(args.image) if args.image else None
     if image is not None and not config.archive.enabled:
         raise UserInputError("--image searches the archive: add --archive (or --archive DIR)")
     qa = VideoQA.from_pretrained(config=config)
-    with qa.session() as session:
-        source = session.watch(spec)
-        total = source.describe().get("frames")
-        with tqdm(total=total, unit="frame", desc="ingest", disable=None, file=sys.stderr) as bar:
-            try:
-                while taken := session.ingest_step():
-                    bar.update(taken)
-            except SourceError as error:
-                if not session.counters.frames_ingested and not session.stats()["buffered_frames"]:
-                    raise
-                print(f"warning: {error}; answering from the frames read before it", file=sys.stderr)
+    session = qa.resume(args.resume, config) if args.resume else qa.session()
+    with session:
+        if spec is not None:
+            _ingest_video(session, spec, resume=bool(args.resume))
         answer = session.ask(args.question, at=args.at, image=image)
         result = answer.to_dict()
         result["model"] = config.model.model
         result["ingest"] = session.counters.as_dict()
+        if args.save_session:
+            result["session_saved"] = str(session.save(args.save_session))
     if args.json:
         print(json.dumps(result))
     else:
@@ -188,6 +226,22 @@ def _read_image(path: str) -> np.ndarray:
     if bgr is None:
         raise UserInputError(f"cannot read the image {path}: pass an existing PNG or JPEG file")
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def _ingest_video(session, spec: str | int, resume: bool) -> None:  # noqa: ANN001 - a StreamSession
+    """Watch ``spec`` (a resumed session continues where its clock stopped) and ingest all of it."""
+    from tqdm import tqdm
+
+    source = session.resume_watch(spec) if resume else session.watch(spec)
+    total = source.describe().get("frames")
+    with tqdm(total=total, unit="frame", desc="ingest", disable=None, file=sys.stderr) as bar:
+        try:
+            while taken := session.ingest_step():
+                bar.update(taken)
+        except SourceError as error:
+            if not session.counters.frames_ingested and not session.stats()["buffered_frames"]:
+                raise
+            print(f"warning: {error}; answering from the frames read before it", file=sys.stderr)
 
 
 def cmd_watch(args: argparse.Namespace) -> int:

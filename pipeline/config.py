@@ -86,17 +86,22 @@ class MemoryConfig:
             frame, unbounded memory).
         budget_tokens: long-term tokens kept per layer and KV head for frames that left the window
             (None: unbounded; ``sink_window`` keeps none).
+        budget_bytes: bytes the full-precision long-term memory may take over all layers and heads
+            (None: no byte cap); with ``budget_tokens`` too, the tighter one wins.
     """
 
     policy: str = "sink_window"
     window_frames: int | None = 128
     budget_tokens: int | None = 4096
+    budget_bytes: int | None = None
 
     def __post_init__(self) -> None:
         if self.window_frames is not None and self.window_frames < 1:
             raise UserInputError(f"window_frames must be >= 1 (or null for unbounded), got {self.window_frames}")
         if self.budget_tokens is not None and self.budget_tokens < 0:
             raise UserInputError(f"budget_tokens must be >= 0 (or null for unbounded), got {self.budget_tokens}")
+        if self.budget_bytes is not None and self.budget_bytes < 0:
+            raise UserInputError(f"budget_bytes must be >= 0 (or null for no byte cap), got {self.budget_bytes}")
 
 
 @dataclass

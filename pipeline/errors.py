@@ -27,3 +27,11 @@ class ModelLoadError(UserInputError):
 
 class QuestionError(UserInputError):
     """A question cannot be asked as given (empty, too long for the model, time in the past)."""
+
+
+class SessionFileError(UserInputError):
+    """A saved session folder cannot be resumed (missing, damaged, another model or format version)."""
+
+
+class SessionSaveError(UserInputError):
+    """A session could not be saved (full disk, no permission); the previous save is left intact."""

@@ -22,6 +22,8 @@ import os
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -72,7 +74,8 @@ class StreamSession:
         self.config = config
         memory = config.memory
         self.bank = MemoryBank(
-            model.num_layers, build_policy(memory.policy), memory.window_frames, memory.budget_tokens
+            model.num_layers, build_policy(memory.policy), memory.window_frames, memory.budget_tokens,
+            memory.budget_bytes,
         )
         self.cursor = model.new_stream_state()
         header_tokens = model.start(self.bank.cache, self.cursor, config.question.system_prompt)
@@ -89,6 +92,7 @@ class StreamSession:
         self._source_offset: float | None = 0.0  # added to source timestamps; None: set at its first frame
         self._frame_hw: tuple[int, int] | None = None  # pinned by the first frame: one grid per stream
         self._previous_features = None  # the last ingested chunk's visual tokens (for token dropping)
+        self._skip_through: float | None = None  # resume_watch: source frames at or before this are skipped
         self.source_end_reason: str | None = None
         self._open_answer: AnswerStream | None = None
         self._batch_frames = model.frames_per_chunk * config.ingest.chunks_per_forward
@@ -104,7 +108,7 @@ class StreamSession:
             self._last_timestamp = frame.timestamp
             taken += 1
             if len(self._buffer) >= self._batch_frames:
-                self._ingest_complete_chunks()
+                self.ingest_complete_chunks()
         return taken
 
     def watch(self, source: FrameSource | str | int) -> FrameSource:
@@ -120,11 +124,29 @@ class StreamSession:
                 source, fps=cfg.fps, start=cfg.start, end=cfg.end, realtime=cfg.realtime, size=size
             )
         self.detach()
+        self._skip_through = None
         self._source = source
         self._source_iter = iter(source)
         self.source_end_reason = None
         # a second source (a reconnect, the next file) continues the session clock instead of restarting it
         self._source_offset = 0.0 if self._last_timestamp is None else None
+        return source
+
+    def resume_watch(self, source: FrameSource | str | int) -> FrameSource:
+        """Watch the video a resumed session was watching again, continuing where its clock stopped.
+
+        The source is opened as :meth:`watch` opens it (same fps, clip start and frame size, so the same
+        frames are sampled); frames at or before the last ingested timestamp are skipped (a file source
+        skips them without decoding) instead of being moved onto the clock as a next video would be.
+        """
+        last = self._last_timestamp
+        source = self.watch(source)
+        if last is not None:
+            self._source_offset = 0.0
+            self._skip_through = last
+            skip = getattr(source, "skip_through", None)
+            if callable(skip):
+                skip(last)
         return source
 
     def _on_session_clock(self, frame: Frame) -> Frame:
@@ -164,6 +186,10 @@ class StreamSession:
                     frame, self._lookahead = self._lookahead, None
                 else:
                     frame = self._on_session_clock(next(self._source_iter))
+                    if self._skip_through is not None:
+                        if frame.timestamp <= self._skip_through:
+                            continue  # resume_watch: already in memory
+                        self._skip_through = None
                 if until is not None and frame.timestamp > until:
                     self._lookahead = frame
                     break
@@ -171,6 +197,7 @@ class StreamSession:
         except StopIteration:
             self.source_end_reason = getattr(self._source, "end_reason", None) or "end of stream"
             self._source_iter = None
+            self.ingest_complete_chunks()
         except SourceError as error:
             self.source_end_reason = f"error: {error}"
             self._source_iter = None
@@ -198,8 +225,12 @@ class StreamSession:
                 f"({self._last_timestamp:.3f}s): feed frames in time order"
             )
 
-    def _ingest_complete_chunks(self) -> None:
-        """Encode and prefill every complete chunk in the buffer, a batch per forward call."""
+    def ingest_complete_chunks(self) -> None:
+        """Encode and prefill every complete chunk waiting in the buffer, a batch per forward call.
+
+        Called when no more frames will come soon (end of source, a question): frames wait in the
+        buffer only to fill a batch, never longer than a chunk needs.
+        """
         per_chunk = self.model.frames_per_chunk
         complete = len(self._buffer) // per_chunk * per_chunk
         for start in range(0, complete, self._batch_frames):
@@ -308,7 +339,7 @@ class StreamSession:
                 self.ingest(until=at)
             except SourceError as error:  # answer from what was seen; the reason stays on the session
                 logger.warning("source failed before %.3fs; answering from frames seen so far: %s", at, error)
-        self._ingest_complete_chunks()
+        self.ingest_complete_chunks()
         catch_up_s = time.perf_counter() - started
         question_time = at if at is not None else self._last_timestamp
         stream = AnswerStream(self, question, question_time, list(self._buffer), sampling, started, catch_up_s, image)
@@ -364,6 +395,42 @@ class StreamSession:
             "source_end_reason": self.source_end_reason,
             "archive": self.recall.stats() if self.recall is not None else None,
         }
+
+    # ------------------------------------------------------------------------------- persistence
+    def save(self, folder: str | os.PathLike[str]) -> Path:
+        """Write this stream's whole state to ``folder``, atomically (format ``streamvqa-session/1``).
+
+        ``VideoQA.resume(folder)`` continues the stream, in this process or another; saving over an
+        earlier save replaces it atomically. An open answer is closed first. The attached source is not
+        saved: after resuming, :meth:`resume_watch` continues the same video where the clock stopped.
+
+        Raises:
+            SessionSaveError: full disk or unwritable folder (the previous save there is left intact).
+            UserInputError: the session has an archive (not saved with sessions yet).
+        """
+        from pipeline.persist import save_session
+
+        if self.recall is not None:  # the archive is not a stateful part of saved sessions yet
+            raise UserInputError(
+                "a session with an archive (archive.enabled, --archive) cannot be saved yet: save a session "
+                "without the archive, or keep this process running"
+            )
+        self._close_open_answer()
+        return save_session(self, folder)
+
+    def state_dict(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        """``(tensors, meta)`` of everything but the source (see ``pipeline.persist.session_state``)."""
+        from pipeline.persist.session_state import session_state
+
+        self._close_open_answer()
+        return session_state(self)
+
+    def load_state_dict(self, tensors: dict[str, Any], meta: dict[str, Any]) -> None:
+        """Restore a state made by :meth:`state_dict` (same model and memory configuration)."""
+        from pipeline.persist.session_state import load_session_state
+
+        self._close_open_answer()
+        load_session_state(self, tensors, meta)
 
     def close(self) -> None:
         """Release the source and the memory."""

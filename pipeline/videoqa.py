@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 
 from models.protocol import VideoLM
 from models.registry import load_model
@@ -49,6 +50,18 @@ class VideoQA:
     def session(self, config: StreamConfig | None = None) -> StreamSession:
         """A new stream with its own memory (``config`` overrides this object's, model section aside)."""
         return StreamSession(self.model, config or self.config)
+
+    def resume(self, folder: str | os.PathLike[str], config: StreamConfig | None = None) -> StreamSession:
+        """A session that continues the stream saved in ``folder`` by :meth:`StreamSession.save`.
+
+        ``config`` (None: the saved configuration) may change the ``source`` and ``sampling`` sections;
+        ``memory``, ``ingest`` and ``question`` must be as saved. Raises
+        :class:`~pipeline.errors.SessionFileError` for a folder of another model or format version, or a
+        missing, truncated or corrupted file, naming the file and what to do.
+        """
+        from pipeline.persist import load_session
+
+        return load_session(self.model, folder, config)
 
     def ask(self, video: str | int | FrameSource, question: str, at: float | None = None) -> Answer:
         """One question about one video: watch it up to ``at`` (None: to the end) and answer."""

@@ -165,3 +165,11 @@ def test_a_corrupted_shard_is_skipped_at_answer_time_and_the_session_goes_on(tin
     assert answer.retrieved and not damaged_times & set(answer.retrieved)
     session.feed(frames_at(2.0, 8, start=32))  # the stream goes on
     assert session.ask("And now?").archive["damaged_blocks"] == len(damaged)
+
+
+def test_saving_a_session_with_an_archive_is_refused_clearly(tiny_models, tmp_path) -> None:
+    session = archive_session(tiny_models["qwen2_vl"])
+    session.feed(frames_at(2.0, 8))
+    with pytest.raises(UserInputError, match="cannot be saved yet"):
+        session.save(tmp_path / "saved")
+    assert not (tmp_path / "saved").exists()

@@ -124,4 +124,25 @@ def test_bad_inputs_are_one_line_errors(video: Path, tiny_dir: Path, tmp_path: P
 
 def test_listing_commands(capfd) -> None:
     assert "qwen2_5_vl" in run_main(capfd, "models")[1]
-    assert "sink_window" in run_main(capfd, "policies")[1]
+    listing = run_main(capfd, "policies")[1]
+    for name in ("sink_window", "mixed_precision", "frame_merge"):
+        assert name in listing
+
+
+def test_ask_with_a_byte_budget_and_mixed_precision(video: Path, tiny_dir: Path, capfd) -> None:
+    code, out, err = run_main(capfd, "ask", str(video), "--model", str(tiny_dir), "-q", "What happens?", "--json",
+                              "--fps", "2", "--max-new-tokens", "3", "--policy", "token_drop+key_norm+mixed_precision",
+                              "--window-frames", "2", "--budget-bytes", "1K")  # fmt: skip
+    assert code == 0, err
+    memory = json.loads(out)["memory"]
+    assert memory["budget_bytes"] == 1024 and 0 < memory["long_term_bytes"] <= 1024
+    assert memory["quantized_tokens"] > 0 and memory["policy"] == "token_drop+mixed_precision+key_norm"
+
+
+def test_byte_sizes_parse() -> None:
+    from pipeline.cli import parse_bytes
+
+    assert [parse_bytes(t) for t in ("4096", "512K", "64M", "2G", "1.5GiB")] == [4096, 512 << 10, 64 << 20, 2 << 30,
+                                                                                   3 << 29]  # fmt: skip
+    with pytest.raises(Exception, match="512K"):
+        parse_bytes("lots")

@@ -10,6 +10,8 @@ Supporting a family means passing all of this, not loading:
 * ``sink_window`` eviction between forward calls == one full forward with a mask hiding evicted chunks;
 * re-indexed keys equal keys written fresh at the new positions, and a stream many times longer than
   the position range fits;
+* a session saved mid-stream (after evictions and re-indexing) and resumed holds the same memory and
+  continues exactly as the uninterrupted stream (same memory, same answer);
 * ``streamvqa make-tiny --family F`` writes a checkpoint that loads back as family F;
 * every real-size random config has its published parameter count (built on the meta device).
 """
@@ -38,6 +40,7 @@ from pipeline.config import StreamConfig
 from pipeline.errors import ModelLoadError
 from pipeline.frames import Frame
 from pipeline.session import StreamSession
+from pipeline.videoqa import VideoQA
 from tests.model_fixtures import family_checkpoints, family_models  # noqa: F401  (session fixtures)
 from tests.test_positions import reference_positions
 from tests.test_session import assert_same, frames_at, snapshot
@@ -440,6 +443,25 @@ def test_stream_many_times_longer_than_the_position_range(family_models, family,
     answer = session.ask("What happens?")
     assert answer.frames_covered[1] == 239.0
     assert_same(before, snapshot(session))
+
+
+@pytest.mark.parametrize("family", ALL_FAMILIES)
+def test_save_and_resume_continue_the_stream(family_models, family, monkeypatch, tmp_path) -> None:  # noqa: F811
+    """Saved after evictions and re-indexing, resumed: the same memory, then the same stream and answer."""
+    model = family_models[family]
+    frames = frames_at(1.0, 120)
+    uninterrupted = small_position_session(model, monkeypatch)
+    saved = small_position_session(model, monkeypatch)
+    for session in (uninterrupted, saved):
+        session.feed(frames[:61])  # 61: Qwen chunks are left half full
+    assert saved.counters.reindexes >= 1 and saved.bank.stats().evicted_tokens > 0
+    resumed = VideoQA(model).resume(saved.save(tmp_path / "session"))
+    assert_same(snapshot(saved), snapshot(resumed))
+    for session in (uninterrupted, resumed):
+        session.feed(frames[61:])
+    assert resumed.counters.reindexes > saved.counters.reindexes
+    assert_same(snapshot(uninterrupted), snapshot(resumed))
+    assert resumed.ask("What happens?").answer == uninterrupted.ask("What happens?").answer
 
 
 @pytest.mark.parametrize("family", ALL_FAMILIES)

@@ -11,7 +11,7 @@ from pipeline.config import StreamConfig
 from pipeline.engine import EngineSettings, RealtimeVideoQA
 from pipeline.engine.records import Step, StepKind
 from pipeline.session import StreamSession
-from tests.test_session import assert_same, frames_at, snapshot
+from tests.test_session import _ListSource, assert_same, frames_at, snapshot
 
 FAMILY = "qwen2_5_vl"
 
@@ -105,3 +105,21 @@ def test_previous_turns_stay_in_context_bounded_and_memory_is_unchanged(tiny_mod
     plain = StreamSession(model, config(6))
     plain.feed(frames)
     assert infos[0].answer == plain.ask("Question number 0?").answer
+
+
+@pytest.mark.timeout(120)
+def test_the_tail_of_an_ended_source_goes_into_memory_without_waiting_for_a_full_batch(tiny_models) -> None:
+    model = tiny_models[FAMILY]
+    cfg = StreamConfig().replace("ingest", chunks_per_forward=4)  # 8 frames per forward call
+    frames = frames_at(2.0, 13)  # one full batch, two complete chunks and one odd frame
+    with RealtimeVideoQA(model, cfg) as engine:
+        stream = engine.watch(frames)
+        assert stream.wait_ended(timeout=30)
+        stats = stream.stats()
+    assert stats["frames_encoded"] == 12 and stats["frames_buffered"] == 1
+
+    session = StreamSession(model, cfg)
+    session.watch(_ListSource(frames))
+    session.ingest()
+    assert session.source_exhausted and session.counters.frames_ingested == 12
+    assert session.stats()["buffered_frames"] == 1

@@ -75,3 +75,22 @@ def test_leaving_the_loop_or_cancelling_the_task_cancels_the_request(tiny_models
             assert (await short.result()).status == "done"
 
     asyncio.run(main())
+
+
+@pytest.mark.timeout(120)
+def test_result_after_iterating_returns_the_metadata(tiny_models) -> None:
+    async def main() -> None:
+        async with AsyncVideoQA(tiny_models[FAMILY], config()) as engine:
+            stream = await engine.watch(frames_at(2.0, 8))
+            assert await stream.wait_ended(timeout=30)
+            answer = stream.ask("What happens?")
+            text = "".join([piece.text async for piece in answer])
+            info = await asyncio.wait_for(answer.result(), timeout=10)  # the end was already read
+            assert info.status == "done" and info.answer == text
+            assert [piece async for piece in answer] == []  # pieces are delivered once
+
+            request = engine.sync.watch(frames_at(2.0, 4)).ask("And now?")
+            pieces = list(request)
+            assert request.result(timeout=10).answer == "".join(p.text for p in pieces)
+
+    asyncio.run(main())

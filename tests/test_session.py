@@ -23,6 +23,7 @@ def snapshot(session: StreamSession) -> dict:
     cache = session.bank.cache
     return {
         "tensors": [(layer.keys.clone(), layer.values.clone()) for layer in cache.layers],
+        "quantized": [quantized_state(layer) for layer in cache.layers],
         "lengths": (cache.physical_length, cache.logical_length),
         "cursor": session.cursor.copy(),
         "blocks": list(session.bank.blocks),
@@ -31,9 +32,21 @@ def snapshot(session: StreamSession) -> dict:
     }
 
 
+def quantized_state(layer) -> tuple[torch.Tensor, ...] | None:
+    """The low-precision tier of a layer as plain tensors (origin, dequantised keys and values)."""
+    segment = layer.quantized_segment
+    if segment is None:
+        return None
+    return (segment.origin.clone(), *(t.clone() for t in segment.dequantized(torch.float32)))
+
+
 def assert_same(a: dict, b: dict) -> None:
     for (k1, v1), (k2, v2) in zip(a["tensors"], b["tensors"]):
         assert torch.equal(k1, k2) and torch.equal(v1, v2)
+    for q1, q2 in zip(a["quantized"], b["quantized"]):
+        assert (q1 is None) == (q2 is None)
+        if q1 is not None:
+            assert all(torch.equal(t1, t2) for t1, t2 in zip(q1, q2))
     assert a["lengths"] == b["lengths"]
     assert a["cursor"] == b["cursor"]
     assert a["blocks"] == b["blocks"]

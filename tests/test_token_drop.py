@@ -108,7 +108,7 @@ def test_composition_holds_the_budget_and_answers_change_nothing(tiny_models) ->
 
 
 def test_bad_compositions_are_clear_errors() -> None:
-    with pytest.raises(UserInputError, match="does not wrap"):
-        build_policy("key_norm+token_drop")
+    with pytest.raises(UserInputError, match="both decide"):
+        build_policy("key_norm+proxy_attention")
     with pytest.raises(UserInputError, match="valid policies"):
         build_policy("token_drop+nonsense")

@@ -10,7 +10,9 @@ model's encode + prefill, on the tiny and the ~220M "small" random-init model. G
 
 *Fidelity*: the same frames and questions with the full cache and with each policy at budgets of 5,
 10, 25 and 50 % of the full cache: KL divergence of the first answer token's distribution and top-1
-agreement. With random weights this is a mechanics proxy, not a quality figure.
+agreement. With random weights this is a mechanics proxy, not a quality figure. ``mixed_precision``
+keeps a low-precision tier on top of the budget (int4, as many tokens as the long-term budget, no
+full-precision edge layers since the tiny model has two): its ``kept_visual_tokens`` include that tier.
 
     python -m eval.bench.memory_policies --out eval/bench/results/memory_policies.json
 """
@@ -32,7 +34,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from memory.policies import POLICIES
+from memory.policies import POLICIES, MixedPrecision
 from models.registry import load_model, make_tiny
 from pipeline.config import StreamConfig
 from pipeline.frames import Frame
@@ -41,7 +43,7 @@ from pipeline.session import StreamSession
 logger = logging.getLogger(__name__)
 
 QUESTIONS = ["What happens in the video?", "What color is the car?", "How many people are there?"]
-POLICY_SPECS = [*POLICIES, "token_drop+proxy_attention"]
+POLICY_SPECS = [*POLICIES, "token_drop+proxy_attention", "token_drop+proxy_attention+mixed_precision"]
 
 
 def synthetic_frames(n: int, size: tuple[int, int], seed: int = 0) -> list[Frame]:
@@ -59,9 +61,17 @@ def synthetic_frames(n: int, size: tuple[int, int], seed: int = 0) -> list[Frame
 
 
 def session_for(model, policy: str, window: int | None, budget: int | None) -> StreamSession:
+    """A session with ``policy``; a low-precision tier (``mixed_precision``) gets the long-term budget
+    as its own and, since the tiny model has only two layers, no full-precision edge layers."""
     config = StreamConfig()
     memory = dataclasses.replace(config.memory, policy=policy, window_frames=window, budget_tokens=budget)
-    return StreamSession(model, dataclasses.replace(config, memory=memory))
+    session = StreamSession(model, dataclasses.replace(config, memory=memory))
+    node = session.bank.policy
+    while node is not None:
+        if isinstance(node, MixedPrecision):
+            node.budget_tokens, node.full_precision_edge_layers = budget, 0
+        node = getattr(node, "inner", None)
+    return session
 
 
 def growth(model, policy: str, frames: list[Frame], window: int, budget: int, batch: int) -> dict:
@@ -109,7 +119,7 @@ def first_token_distributions(session: StreamSession) -> list[torch.Tensor]:
     return out
 
 
-def fidelity(model, frames: list[Frame], window: int, fractions: list[float]) -> list[dict]:
+def fidelity(model, frames: list[Frame], window: int, fractions: list[float], policies: list[str]) -> list[dict]:
     full = session_for(model, "sink_window", None, None)
     full.feed(frames)
     reference = first_token_distributions(full)
@@ -119,7 +129,7 @@ def fidelity(model, frames: list[Frame], window: int, fractions: list[float]) ->
         kept_total = int(visual_tokens * fraction)
         window_tokens = int(visual_tokens * window / len(frames))
         budget = max(0, kept_total - window_tokens)
-        for policy in tqdm(POLICY_SPECS, desc=f"fidelity at {fraction:.0%}", disable=None):
+        for policy in tqdm(policies, desc=f"fidelity at {fraction:.0%}", disable=None):
             session = session_for(model, policy, window, budget)
             session.feed(frames)
             ours = first_token_distributions(session)
@@ -129,6 +139,7 @@ def fidelity(model, frames: list[Frame], window: int, fractions: list[float]) ->
                 "policy": session.bank.policy.name,
                 "budget_fraction": fraction,
                 "kept_visual_tokens": session.bank.cache.physical_length - session.bank.sink_tokens,
+                "low_precision_tokens": session.bank.cache.quantized_length,
                 "kl_first_token": round(statistics.mean(kl), 6),
                 "top1_agreement": round(statistics.mean(agree), 3),
             })
@@ -143,7 +154,12 @@ def main() -> None:
     parser.add_argument("--fidelity-frames", type=int, default=240)
     parser.add_argument("--fidelity-window", type=int, default=4, help="short-term frames in the fidelity runs")
     parser.add_argument("--small-frames", type=int, default=96, help="frames for the small model's overhead run")
-    parser.add_argument("--skip-small", action="store_true")
+    parser.add_argument("--skip-small", action="store_true", help="same as leaving 'small' out of --parts")
+    parser.add_argument("--parts", nargs="+", choices=["growth", "fidelity", "small"],
+                        default=["growth", "fidelity", "small"], help="which measurements to run")
+    parser.add_argument("--policies", nargs="+", default=POLICY_SPECS, help="policy specs to measure")
+    parser.add_argument("--fractions", type=float, nargs="+", default=[0.05, 0.1, 0.25, 0.5],
+                        help="fidelity budgets as fractions of the full cache")
     parser.add_argument("--out", default="eval/bench/results/memory_policies.json")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
@@ -156,15 +172,18 @@ def main() -> None:
     }
     with tempfile.TemporaryDirectory() as tmp:
         tiny = load_model(str(make_tiny(Path(tmp) / "tiny", "qwen2_5_vl")), device="cpu", local_files_only=True)
-        frames = synthetic_frames(int(args.minutes * 60), (56, 84))
-        results["growth_tiny"] = [
-            growth(tiny, policy, frames, args.window_frames, args.budget_tokens, batch=8)
-            for policy in tqdm(POLICY_SPECS, desc="growth", disable=None)
-        ]
-        results["fidelity_tiny"] = fidelity(
-            tiny, synthetic_frames(args.fidelity_frames, (112, 168)), args.fidelity_window, [0.05, 0.1, 0.25, 0.5]
-        )
-        if not args.skip_small:
+        if "growth" in args.parts:
+            frames = synthetic_frames(int(args.minutes * 60), (56, 84))
+            results["growth_tiny"] = [
+                growth(tiny, policy, frames, args.window_frames, args.budget_tokens, batch=8)
+                for policy in tqdm(args.policies, desc="growth", disable=None)
+            ]
+        if "fidelity" in args.parts:
+            results["fidelity_tiny"] = fidelity(
+                tiny, synthetic_frames(args.fidelity_frames, (112, 168)), args.fidelity_window, args.fractions,
+                args.policies,
+            )
+        if "small" in args.parts and not args.skip_small:
             small = load_model(
                 str(make_tiny(Path(tmp) / "small", "qwen2_5_vl", "small")), device="cpu", local_files_only=True,
                 max_frame_pixels=224 * 224,
@@ -172,7 +191,7 @@ def main() -> None:
             small_frames = synthetic_frames(args.small_frames, (224, 224))
             results["overhead_small"] = [
                 growth(small, policy, small_frames, 16, 512, batch=8)
-                for policy in tqdm(POLICY_SPECS, desc="small model", disable=None)
+                for policy in tqdm(args.policies, desc="small model", disable=None)
             ]
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

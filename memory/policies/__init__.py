@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from memory.policies.base import Policy, Wrapper
+from memory.policies.frame_merge import FrameMerge
 from memory.policies.key_norm import KeyNorm
+from memory.policies.mixed_precision import MixedPrecision
 from memory.policies.proxy_attention import ProxyAttention
 from memory.policies.redundancy_value_norm import RedundancyValueNorm
 from memory.policies.sink_window import SinkWindow
@@ -18,6 +20,8 @@ POLICIES: dict[str, type[Policy]] = {
     "redundancy_value_norm": RedundancyValueNorm,
     "proxy_attention": ProxyAttention,
     "token_drop": TokenDrop,
+    "frame_merge": FrameMerge,
+    "mixed_precision": MixedPrecision,
 }
 
 
@@ -27,22 +31,31 @@ def describe_policies() -> dict[str, str]:
 
 
 def build_policy(spec: str) -> Policy:
-    """Instantiate a policy by name; ``a+b`` wraps ``b`` in ``a`` (``token_drop+key_norm``).
+    """Instantiate a policy by name; ``+`` combines one scoring policy with any wrappers.
 
-    Wrapping policies (like ``token_drop``) may stand alone and then wrap ``sink_window``.
+    Wrappers (``token_drop``, ``mixed_precision``) wrap in the order written, outermost first, around
+    the one scoring policy wherever it is written: ``token_drop+proxy_attention+mixed_precision`` is
+    ``TokenDrop(MixedPrecision(ProxyAttention()))``. Without a scoring policy the innermost wrapper
+    keeps its default (``sink_window``).
     """
     names = [part.strip() for part in spec.split("+")]
     for name in names:
         if name not in POLICIES:
             raise UserInputError(f"unknown memory policy {name!r}; valid policies: {', '.join(POLICIES)}")
-    for name in names[:-1]:
-        if not issubclass(POLICIES[name], Wrapper):
-            raise UserInputError(
-                f"{name!r} does not wrap another policy; only {', '.join(wrapping_policies())} can stand "
-                f"before a '+' (e.g. token_drop+key_norm)"
-            )
-    policy = POLICIES[names[-1]]()
-    for name in reversed(names[:-1]):
+    scorers = [name for name in names if not issubclass(POLICIES[name], Wrapper)]
+    if len(scorers) > 1:
+        raise UserInputError(
+            f"{' and '.join(map(repr, scorers))} both decide what long-term memory keeps; combine one of them "
+            f"with policies that wrap another ({', '.join(wrapping_policies())}), e.g. token_drop+key_norm"
+        )
+    wrappers = [name for name in names if name not in scorers]
+    if len(set(wrappers)) < len(wrappers):
+        raise UserInputError(f"a policy appears twice in {spec!r}: name each one once")
+    if scorers:
+        policy = POLICIES[scorers[0]]()
+    else:
+        policy = POLICIES[wrappers.pop()]()
+    for name in reversed(wrappers):
         policy = POLICIES[name](inner=policy)
     return policy
 
@@ -52,8 +65,10 @@ def wrapping_policies() -> list[str]:
 
 
 __all__ = [
+    "FrameMerge",
     "POLICIES",
     "KeyNorm",
+    "MixedPrecision",
     "Policy",
     "ProxyAttention",
     "RedundancyValueNorm",

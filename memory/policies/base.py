@@ -2,11 +2,30 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
 from memory.candidates import Candidates
+
+
+@dataclass
+class Selection:
+    """What one layer keeps of its long-term tokens.
+
+    Attributes:
+        keep: ``(H, M)`` ascending indices into the layer's long-term tokens (``M`` <= budget, the
+            same in every layer).
+        keys: ``(H, M, D)`` new contents for the kept slots (merged prototypes/frames), or None to
+            keep the cached keys as they are.
+        values: ``(H, M, Dv)`` likewise.
+    """
+
+    keep: torch.Tensor
+    keys: torch.Tensor | None = None
+    values: torch.Tensor | None = None
 
 
 @dataclass
@@ -43,6 +62,20 @@ class Policy:
         """
         raise NotImplementedError
 
+    def select_layer(
+        self,
+        layer_idx: int,
+        keys: torch.Tensor,
+        values: torch.Tensor,
+        origin: torch.Tensor,
+        candidates: Candidates,
+        budget: int,
+    ) -> Selection:
+        """Which long-term tokens of one layer to keep (same arguments as :meth:`score_layer`):
+        by default the ``budget`` best scored per head. Policies that merge tokens override this."""
+        scores = self.score_layer(layer_idx, keys, values, origin, candidates)
+        return Selection(scores.topk(min(budget, scores.shape[-1]), dim=-1).indices.sort(dim=-1).values)
+
     def filter_chunk(self, features: torch.Tensor, previous: torch.Tensor | None) -> torch.Tensor | None:
         """Before the language model: grid indices of a chunk's tokens worth writing (None: all).
 
@@ -50,6 +83,30 @@ class Policy:
             features: ``(n, hidden)`` the chunk's visual tokens (LLM-ready), in grid order.
             previous: ``(n', hidden)`` the previous chunk's tokens (before any dropping), or None.
         """
+        return None
+
+    def state_dict(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+        """Name and parameters (wrapped policies nested), see ``memory.stateful``; no tensors."""
+        params: dict[str, Any] = {}
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            params[field.name] = value.state_dict()[1] if isinstance(value, Policy) else value
+        return {}, {"name": self.name, "params": params}
+
+    def load_state_dict(self, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
+        """Take the saved parameters; the saved policy must be this one (same name)."""
+        if meta["name"] != self.name:
+            raise ValueError(f"the saved memory policy is {meta['name']!r}, not {self.name!r}")
+        for name, value in meta["params"].items():
+            current = getattr(self, name)
+            if isinstance(current, Policy):
+                current.load_state_dict({}, value)
+            else:
+                setattr(self, name, value)
+
+    def demotion(self) -> Policy | None:
+        """The policy that keeps evicted long-term tokens at low precision (see ``MixedPrecision``),
+        or None when evicted tokens are dropped."""
         return None
 
     @property
@@ -86,8 +143,14 @@ class Wrapper(Policy):
     def score_layer(self, layer_idx, keys, values, origin, candidates) -> torch.Tensor:  # noqa: ANN001
         return self.inner.score_layer(layer_idx, keys, values, origin, candidates)
 
+    def select_layer(self, layer_idx, keys, values, origin, candidates, budget) -> Selection:  # noqa: ANN001
+        return self.inner.select_layer(layer_idx, keys, values, origin, candidates, budget)
+
     def filter_chunk(self, features: torch.Tensor, previous: torch.Tensor | None) -> torch.Tensor | None:
         return self.inner.filter_chunk(features, previous)
+
+    def demotion(self) -> Policy | None:
+        return self.inner.demotion()
 
     @property
     def name(self) -> str:

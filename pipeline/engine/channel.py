@@ -20,7 +20,11 @@ class Event:
 
 
 class OutputChannel:
-    """Events of one request, in order; ``listeners`` are called (from the worker) after each push."""
+    """Events of one request, in order; ``listeners`` are called (from the worker) after each push.
+
+    The end event is sticky: once read, every later read returns it again, so a consumer that already
+    iterated the answer can still wait for its result.
+    """
 
     def __init__(self) -> None:
         self._queue: queue.Queue[Event] = queue.Queue()
@@ -51,10 +55,15 @@ class OutputChannel:
 
     def get(self, timeout: float | None = None) -> Event:
         """Next event (raises :class:`queue.Empty` after ``timeout``)."""
-        return self._queue.get(timeout=timeout)
+        return self._kept_if_end(self._queue.get(timeout=timeout))
 
     def get_nowait(self) -> Event | None:
         try:
-            return self._queue.get_nowait()
+            return self._kept_if_end(self._queue.get_nowait())
         except queue.Empty:
             return None
+
+    def _kept_if_end(self, event: Event) -> Event:
+        if event.end:  # the last event: leave it for the next reader
+            self._queue.put(event)
+        return event

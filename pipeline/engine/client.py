@@ -40,7 +40,8 @@ SourceLike = FrameSource | str | int | Iterable[Frame]
 class AnswerRequest:
     """One question in flight: iterate it for text pieces; :attr:`info` holds its metadata.
 
-    Iterating (or :meth:`result`) consumes the answer once; :meth:`cancel` stops it.
+    Text pieces are delivered once (iterate once); :meth:`result` also works after iterating;
+    :meth:`cancel` stops it.
     """
 
     def __init__(self, core: EngineCore, request: Request) -> None:

@@ -335,6 +335,8 @@ class EngineCore:
         if frames:
             session.feed(frames)
             stream.ingest_steps += 1
+        if stream.capture_ended and not len(stream.queue):
+            session.ingest_complete_chunks()  # the tail of an ended source does not wait for a full batch
 
     def _answer_step(self, request: Request, kind: StepKind) -> None:
         if kind is StepKind.START:

@@ -27,6 +27,7 @@ def fork_cache(cache: StreamingCache) -> StreamingCache:
 def _copy_layer(source: StreamingLayer, target: StreamingLayer) -> None:
     target.logical_length = source.logical_length
     target._compacted_origin = source._compacted_origin
+    target.quantized_segment = source.quantized_segment  # immutable: shared safely
     if source.is_initialized:
         target.dtype, target.device = source.dtype, source.device
         target.keys, target.values = source.keys, source.values

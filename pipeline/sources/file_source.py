@@ -203,6 +203,17 @@ class FileSource(FrameSource):
         if reader_stopped:
             self._reader_handle = None  # decord frees the decoder when the reader is collected
 
+    def skip_through(self, timestamp: float) -> int:
+        """Drop the selected frames at or before ``timestamp`` seconds, before iterating (no decoding).
+
+        Used to continue a resumed session on the same video; returns how many were dropped.
+        """
+        if self._frame_iter is not None:
+            raise RuntimeError("skip_through must be called before the source is iterated")
+        kept = [index for index in self.indices if self.timestamps[index] > timestamp]
+        dropped, self.indices = len(self.indices) - len(kept), kept
+        return dropped
+
     def _describe(self) -> dict[str, Any]:
         return {
             "native_fps": self.native_fps,
