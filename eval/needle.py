@@ -97,6 +97,12 @@ def needle_frame(color: tuple[int, int, int], size: tuple[int, int]) -> np.ndarr
 def encode_video(path: Path, seconds: float, fps: float, size: tuple[int, int], needle: tuple[float, float],
                  color: tuple[int, int, int], seed: int) -> None:
     """Write the H.264 video: haystack everywhere except ``needle = (start, end)`` seconds."""
+    encode_needles_video(path, seconds, fps, size, [(needle[0], needle[1], color)], seed)
+
+
+def encode_needles_video(path: Path, seconds: float, fps: float, size: tuple[int, int],
+                         needles: list[tuple[float, float, tuple[int, int, int]]], seed: int) -> None:
+    """Write the H.264 video: haystack everywhere except each ``(start, end, color)`` needle's seconds."""
     width, height = size
     texture = np.random.default_rng(seed).uniform(40, 190, size=(6, 8))
     command = [ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24",
@@ -104,12 +110,12 @@ def encode_video(path: Path, seconds: float, fps: float, size: tuple[int, int], 
                "ultrafast", "-pix_fmt", "yuv420p", "-g", str(max(1, int(fps * 10))), str(path)]
     process = subprocess.Popen(command, stdin=subprocess.PIPE, stderr=subprocess.PIPE)
     assert process.stdin is not None
-    flash = needle_frame(color, size)
+    flashes = [(start, end, needle_frame(color, size)) for start, end, color in needles]
     try:
         for k in range(int(round(seconds * fps))):
             t = k / fps
-            frame = flash if needle[0] <= t < needle[1] else haystack_frame(texture, t, size)
-            process.stdin.write(frame.tobytes())
+            frame = next((f for start, end, f in flashes if start <= t < end), None)
+            process.stdin.write((haystack_frame(texture, t, size) if frame is None else frame).tobytes())
         process.stdin.close()
     except BrokenPipeError:
         pass

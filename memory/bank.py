@@ -16,6 +16,7 @@ in every head and layer (masks are built from layer 0).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +24,7 @@ import torch
 
 from memory.blocks import Block, BlockKind
 from memory.candidates import Candidates
+from memory.evicted import EvictedFrame, frame_kv
 from memory.policies.base import Policy
 from memory.probe import AttentionProbe
 from memory.stateful import Stateful, load_parts, merge_states
@@ -124,6 +126,9 @@ class MemoryBank:
         self._visual_tokens_seen = 0
         self._evicted_frames = 0
         self._frames_seen = 0
+        # called once per chunk as it leaves the short-term window, before any compression (archive tier)
+        self.on_evict: Callable[[EvictedFrame], None] | None = None
+        self._handed_off = 0  # logical index below which chunks were handed to on_evict
 
     @property
     def blocks(self) -> list[Block]:
@@ -152,9 +157,13 @@ class MemoryBank:
         ``probe`` supplies model-derived attention to policies that score with it (computed lazily).
         """
         budget = self.long_term_cap()
-        if self.window_frames is None or budget is None or not self.spans:
+        if self.window_frames is None or not self.spans:
             return
         boundary = self._short_term_start(self.window_frames - incoming_frames)
+        if self.on_evict is not None:
+            self._hand_off(boundary)
+        if budget is None:
+            return
         origin0 = self.cache.layers[0].origin()[0]
         is_long = (origin0 >= self.sink_tokens) & (origin0 < boundary)
         if int(is_long.sum()) <= budget:
@@ -170,6 +179,18 @@ class MemoryBank:
         if demotion is not None:
             self._trim_quantized()
         self._refresh_spans()
+
+    def _hand_off(self, boundary: int) -> None:
+        """Give ``on_evict`` every chunk that starts before ``boundary`` and was not handed off yet."""
+        for span in self.spans:
+            if span.start >= boundary:
+                break
+            if span.start >= self._handed_off:
+                keys, values, logical = frame_kv(self.cache, span.start, span.end)
+                block = span.block
+                frame = EvictedFrame(block.chunk_index, block.frame_timestamps, block.position, logical, keys, values)
+                self.on_evict(frame)
+                self._handed_off = span.end
 
     def long_term_cap(self) -> int | None:
         """Full-precision long-term tokens allowed per layer and KV head now (None: unbounded):

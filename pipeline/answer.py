@@ -23,6 +23,8 @@ class Answer:
         memory: memory statistics at question time (``device_tokens``, ``device_bytes``, ...).
         timing: ``ttft_s`` (question to first text), ``total_s``, ``catch_up_s`` (ingest the question
             had to wait for).
+        retrieved: timestamps of the archived frames retrieved for this answer (time order).
+        archive: archive statistics (blocks and bytes per tier, dropped/damaged/lost), None without archive.
     """
 
     question: str
@@ -34,6 +36,8 @@ class Answer:
     num_tokens: int
     memory: dict[str, Any] = field(default_factory=dict)
     timing: dict[str, float] = field(default_factory=dict)
+    retrieved: list[float] = field(default_factory=list)
+    archive: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         data = dict(self.__dict__)

@@ -13,6 +13,8 @@ import logging
 import sys
 from collections.abc import Sequence
 
+import numpy as np
+
 from eval.cli import add_eval_parser, cmd_eval
 from pipeline.config import DEFAULT_MODEL_ID, StreamConfig
 from pipeline.engine.watch_args import add_watch_args
@@ -56,6 +58,18 @@ def _add_model_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--system-prompt", help="system turn at the head of the stream")
 
 
+def _add_archive_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--archive", nargs="?", const="", metavar="DIR",
+                        help="archive frames that leave the window and retrieve them per question; "
+                             "DIR adds a disk tier there (default: RAM only)")
+    parser.add_argument("--archive-ram-mb", type=float, help="archive CPU RAM budget in MiB (default 2048)")
+    parser.add_argument("--archive-disk-mb", type=float, help="archive disk budget in MiB (default 20480)")
+    parser.add_argument("--retriever", choices=["auto", "internal", "visual"],
+                        help="auto (default): image questions visual, text questions internal")
+    parser.add_argument("--top-k", type=int, help="archived frame blocks retrieved per answer (default 8)")
+    parser.add_argument("--chunk-blocks", type=int, help="consecutive frame blocks retrieved together (default 1)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="streamvqa", description="Streaming video question answering.")
     parser.add_argument("--log-level", default="WARNING", help="DEBUG, INFO, WARNING (default), ERROR")
@@ -69,6 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("--at", type=float, help="question time in seconds (default: after the whole video)")
     ask.add_argument("--start", type=float, help="first second of the clip")
     ask.add_argument("--json", action="store_true", help="print one JSON object")
+    ask.add_argument("--image", help="image attached to the question (\"when did this appear?\"); needs --archive")
+    _add_archive_args(ask)
     ask.add_argument("--save-session", metavar="DIR", help="after answering, save the stream's state to DIR")
     ask.add_argument(
         "--resume",
@@ -83,6 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     watch.add_argument("--realtime", action="store_true", help="pace files at their real speed")
     watch.add_argument("--json", action="store_true", help="one JSON line per answer, then the session counters")
     add_watch_args(watch)
+    _add_archive_args(watch)
     _add_model_args(watch)
 
     tiny = sub.add_parser("make-tiny", help="write a tiny random-weight checkpoint (offline tests and demos)")
@@ -119,6 +136,17 @@ def config_from_args(args: argparse.Namespace, base: StreamConfig | None = None)
             budget_bytes=args.budget_bytes,
         )
         config = config.replace("ingest", chunks_per_forward=args.chunks_per_forward)
+        archive_dir = getattr(args, "archive", None)
+        config = config.replace(
+            "archive",
+            enabled=True if archive_dir is not None else None,
+            folder=archive_dir or None,
+            ram_mb=getattr(args, "archive_ram_mb", None),
+            disk_mb=getattr(args, "archive_disk_mb", None),
+            retriever=getattr(args, "retriever", None),
+            top_k=getattr(args, "top_k", None),
+            chunk_blocks=getattr(args, "chunk_blocks", None),
+        )
         config = config.replace("question", system_prompt=args.system_prompt)
         config = config.replace(
             "sampling",
@@ -169,12 +197,15 @@ def cmd_ask(args: argparse.Namespace) -> int:
     if not args.question.strip():
         raise UserInputError("the question is empty: pass --question 'What happens?'")
     spec = _source_spec(args.video) if args.video is not None else None
+    image = _read_image(args.image) if args.image else None
+    if image is not None and not config.archive.enabled:
+        raise UserInputError("--image searches the archive: add --archive (or --archive DIR)")
     qa = VideoQA.from_pretrained(config=config)
     session = qa.resume(args.resume, config) if args.resume else qa.session()
     with session:
         if spec is not None:
             _ingest_video(session, spec, resume=bool(args.resume))
-        answer = session.ask(args.question, at=args.at)
+        answer = session.ask(args.question, at=args.at, image=image)
         result = answer.to_dict()
         result["model"] = config.model.model
         result["ingest"] = session.counters.as_dict()
@@ -185,6 +216,16 @@ def cmd_ask(args: argparse.Namespace) -> int:
     else:
         print(answer.answer)
     return 0
+
+
+def _read_image(path: str) -> np.ndarray:
+    """``(H, W, 3)`` uint8 RGB from an image file (png, jpg, ...); a clear error when it cannot be read."""
+    import cv2
+
+    bgr = cv2.imread(path, cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise UserInputError(f"cannot read the image {path}: pass an existing PNG or JPEG file")
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
 def _ingest_video(session, spec: str | int, resume: bool) -> None:  # noqa: ANN001 - a StreamSession

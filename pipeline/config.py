@@ -134,6 +134,44 @@ class QuestionConfig:
 
 
 @dataclass
+class ArchiveConfig:
+    """Where frame blocks go when they leave the short-term window, and how answers pull them back.
+
+    Attributes:
+        enabled: archive frame blocks and retrieve from them at question time.
+        ram_mb: CPU RAM budget of the archive (MiB); older blocks spill to disk.
+        disk_mb: disk budget (MiB) of the shards in ``folder``; the oldest are deleted beyond it.
+        folder: session folder for the disk tier (None: RAM only; blocks beyond ``ram_mb`` are dropped).
+            Must not hold an archive already (a saved session is resumed, not reused).
+        retriever: ``auto`` (image questions: visual, text questions: internal), ``internal``, ``visual``.
+        top_k: frame blocks retrieved per answer.
+        chunk_blocks: consecutive frame blocks scored and retrieved together (temporal chunking).
+        per_layer: internal retrieval vectors per layer instead of one shared across layers.
+        recency_correction: correct the upward drift of similarity over time.
+    """
+
+    enabled: bool = False
+    ram_mb: float = 2048.0
+    disk_mb: float = 20480.0
+    folder: str | None = None
+    retriever: str = "auto"
+    top_k: int = 8
+    chunk_blocks: int = 1
+    per_layer: bool = False
+    recency_correction: bool = True
+
+    def __post_init__(self) -> None:
+        if self.ram_mb < 0 or self.disk_mb < 0:
+            raise UserInputError(f"archive ram_mb and disk_mb must be >= 0, got {self.ram_mb}, {self.disk_mb}")
+        if self.retriever not in ("auto", "internal", "visual"):
+            raise UserInputError(f"archive retriever {self.retriever!r} is not one of auto, internal, visual")
+        if self.top_k < 0 or self.chunk_blocks < 1:
+            raise UserInputError(
+                f"archive top_k must be >= 0 and chunk_blocks >= 1, got {self.top_k}, {self.chunk_blocks}"
+            )
+
+
+@dataclass
 class StreamConfig:
     """The whole configuration of a :class:`~pipeline.videoqa.VideoQA` and its sessions."""
 
@@ -143,6 +181,7 @@ class StreamConfig:
     ingest: IngestConfig = field(default_factory=IngestConfig)
     question: QuestionConfig = field(default_factory=QuestionConfig)
     sampling: SamplingParams = field(default_factory=SamplingParams)
+    archive: ArchiveConfig = field(default_factory=ArchiveConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -33,6 +33,7 @@ from memory.policies import build_policy
 from memory.probe import AttentionProbe
 from models.protocol import SamplingParams, TextPiece, VideoLM
 from pipeline.answer import Answer
+from pipeline.archive_setup import build_recall
 from pipeline.config import StreamConfig
 from pipeline.errors import QuestionError, SourceError, UserInputError
 from pipeline.frames import Frame
@@ -79,6 +80,9 @@ class StreamSession:
         self.cursor = model.new_stream_state()
         header_tokens = model.start(self.bank.cache, self.cursor, config.question.system_prompt)
         self.bank.record(Block(BlockKind.SINK, header_tokens))
+        self.recall = build_recall(config.archive, model) if config.archive.enabled else None
+        if self.recall is not None:
+            self.bank.on_evict = self.recall.on_evict
         self.counters = IngestCounters()
         self._buffer: list[Frame] = []
         self._last_timestamp: float | None = None
@@ -253,6 +257,8 @@ class StreamSession:
         self.model.prefill(chunks, self.bank.cache, self.cursor)
         t3 = time.perf_counter()
         for chunk in chunks:
+            if self.recall is not None:
+                self.recall.note_chunk(self.counters.chunks_ingested, chunk.embeds)
             self.bank.record(
                 Block(BlockKind.FRAMES, chunk.n_tokens, chunk.timestamps, self.counters.chunks_ingested, chunk.position)
             )
@@ -290,23 +296,39 @@ class StreamSession:
             )
 
     # ---------------------------------------------------------------------------------- answers
-    def ask(self, question: str, at: float | None = None, sampling: SamplingParams | None = None) -> Answer:
-        """Answer ``question`` from the frames up to ``at`` (None: every frame fed so far)."""
-        return self.ask_stream(question, at=at, sampling=sampling).result()
+    def ask(
+        self,
+        question: str,
+        at: float | None = None,
+        sampling: SamplingParams | None = None,
+        image: np.ndarray | None = None,
+    ) -> Answer:
+        """Answer ``question`` from the frames up to ``at`` (None: every frame fed so far).
+
+        ``image`` ``(H, W, 3)`` uint8 RGB, attached to the question, selects archived frames that look
+        like it ("when did this appear?"); it needs the archive (``archive.enabled``).
+        """
+        return self.ask_stream(question, at=at, sampling=sampling, image=image).result()
 
     def ask_stream(
-        self, question: str, at: float | None = None, sampling: SamplingParams | None = None
+        self,
+        question: str,
+        at: float | None = None,
+        sampling: SamplingParams | None = None,
+        image: np.ndarray | None = None,
     ) -> AnswerStream:
         """Like :meth:`ask` but returns an iterator of :class:`TextPiece` as they are generated.
 
         With ``at`` and an attached source, frames up to ``at`` are ingested first. Raises
-        :class:`QuestionError` for an empty or too long question, or a time before frames already in
-        memory; memory is untouched in every error case.
+        :class:`QuestionError` for an empty or too long question, a time before frames already in
+        memory, or an image without an archive; memory is untouched in every error case.
         """
         self._close_open_answer()
         started = time.perf_counter()
         sampling = sampling or self.config.sampling
         question = self._validated(question, sampling)
+        if image is not None:
+            self._check_image(image)
         if at is not None:
             if self._last_timestamp is not None and self._last_timestamp > at:
                 raise QuestionError(
@@ -320,7 +342,7 @@ class StreamSession:
         self.ingest_complete_chunks()
         catch_up_s = time.perf_counter() - started
         question_time = at if at is not None else self._last_timestamp
-        stream = AnswerStream(self, question, question_time, list(self._buffer), sampling, started, catch_up_s)
+        stream = AnswerStream(self, question, question_time, list(self._buffer), sampling, started, catch_up_s, image)
         self._open_answer = stream
         return stream
 
@@ -349,6 +371,14 @@ class StreamSession:
             )
         return question
 
+    def _check_image(self, image: np.ndarray) -> None:
+        if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+            raise QuestionError(
+                f"the question image must be an (H, W, 3) uint8 RGB array, got {getattr(image, 'shape', type(image))}"
+            )
+        if self.recall is None:
+            raise QuestionError("an image question searches the archive: enable it (archive.enabled, --archive)")
+
     def _close_open_answer(self) -> None:
         if self._open_answer is not None:
             self._open_answer.close()
@@ -363,6 +393,7 @@ class StreamSession:
             "buffered_frames": len(self._buffer),
             "last_timestamp": self._last_timestamp,
             "source_end_reason": self.source_end_reason,
+            "archive": self.recall.stats() if self.recall is not None else None,
         }
 
     # ------------------------------------------------------------------------------- persistence
@@ -375,9 +406,15 @@ class StreamSession:
 
         Raises:
             SessionSaveError: full disk or unwritable folder (the previous save there is left intact).
+            UserInputError: the session has an archive (not saved with sessions yet).
         """
         from pipeline.persist import save_session
 
+        if self.recall is not None:  # the archive is not a stateful part of saved sessions yet
+            raise UserInputError(
+                "a session with an archive (archive.enabled, --archive) cannot be saved yet: save a session "
+                "without the archive, or keep this process running"
+            )
         self._close_open_answer()
         return save_session(self, folder)
 
@@ -424,6 +461,7 @@ class AnswerStream:
         sampling: SamplingParams,
         started: float,
         catch_up_s: float,
+        image: np.ndarray | None = None,
     ) -> None:
         self._session = session
         self.question = question
@@ -432,6 +470,8 @@ class AnswerStream:
         self._sampling = sampling
         self._started = started
         self._catch_up_s = catch_up_s
+        self._image = image
+        self.retrieved: list[float] = []
         self._frames_ingested = session.counters.frames_ingested + len(pending)
         self._memory = session.bank.stats().as_dict()
         resident = session.bank.resident_frame_timestamps + [f.timestamp for f in pending]
@@ -451,6 +491,10 @@ class AnswerStream:
         try:
             if self._pending:
                 session.model.prefill(session._encode(self._pending), cache, cursor)
+            if session.recall is not None:  # archived blocks join the answer's view, rolled back with it
+                self.retrieved = session.recall.attach(
+                    self.question, self._image, cache, cursor, session.bank, session._frame_hw
+                )
             for piece in session.model.answer(self.question, cache, cursor, self._sampling):
                 if piece.text and self._first_text_at is None:
                     self._first_text_at = time.perf_counter()
@@ -495,4 +539,6 @@ class AnswerStream:
                 "total_s": round(end - self._started, 6),
                 "catch_up_s": round(self._catch_up_s, 6),
             },
+            retrieved=self.retrieved,
+            archive=self._session.recall.stats() if self._session.recall is not None else None,
         )

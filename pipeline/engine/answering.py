@@ -56,6 +56,9 @@ class AnswerJob:
             self.info.lag_s = 0.0
         if pending:
             session.model.prefill(session._encode(pending), cache, cursor)
+        if session.recall is not None:  # archived blocks join the fork only
+            self.info.retrieved = session.recall.attach(self.prompt, None, cache, cursor, session.bank,
+                                                        session._frame_hw)
         self._pieces = iter(session.model.answer(self.prompt, cache, cursor, self.sampling))
         return self.step()
 

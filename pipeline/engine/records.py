@@ -121,6 +121,7 @@ class AnswerInfo:
         status: a :class:`Phase` value.
         error: the failure message when ``status`` is ``failed``.
         history_turns: previous turns included in the context.
+        retrieved: timestamps of the archived frames retrieved for this answer (archive enabled).
     """
 
     request_id: int
@@ -140,6 +141,7 @@ class AnswerInfo:
     status: str = Phase.WAITING.value
     error: str | None = None
     history_turns: int = 0
+    retrieved: list[float] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly copy (``frames_covered`` as a list)."""
