@@ -415,6 +415,7 @@ class MemoryBank:
             "visual_tokens_seen": self._visual_tokens_seen,
             "evicted_frames": self._evicted_frames,
             "frames_seen": self._frames_seen,
+            "handed_off": self._handed_off,
         }
         return merge_states(self.stateful_parts(), ledger)
 
@@ -443,3 +444,4 @@ class MemoryBank:
         self._visual_tokens_seen = int(meta["visual_tokens_seen"])
         self._evicted_frames = int(meta["evicted_frames"])
         self._frames_seen = int(meta["frames_seen"])
+        self._handed_off = int(meta.get("handed_off", 0))

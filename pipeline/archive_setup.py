@@ -23,7 +23,8 @@ def build_recall(config: ArchiveConfig, model: VideoLM) -> ArchiveRecall:
     if config.folder is not None and Journal(Path(config.folder)).exists():
         raise UserInputError(
             f"archive folder {config.folder} already holds an archive of an earlier session: choose an empty "
-            "folder, or delete that one"
+            "folder (archive.folder, --archive DIR), or delete that one; a resumed session re-archives its "
+            "saved blocks into a folder of its own"
         )
     archive = Archive(int(config.ram_mb * MIB), config.folder, int(config.disk_mb * MIB))
     settings = RetrievalSettings(config.retriever, config.top_k, config.chunk_blocks, config.per_layer,

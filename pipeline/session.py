@@ -401,20 +401,16 @@ class StreamSession:
         """Write this stream's whole state to ``folder``, atomically (format ``streamvqa-session/1``).
 
         ``VideoQA.resume(folder)`` continues the stream, in this process or another; saving over an
-        earlier save replaces it atomically. An open answer is closed first. The attached source is not
-        saved: after resuming, :meth:`resume_watch` continues the same video where the clock stopped.
+        earlier save replaces it atomically. An open answer is closed first. An archive is saved with its
+        blocks (read back from RAM and disk); the resumed session re-archives them into its own archive
+        folder, which must be empty. The attached source is not saved: after resuming,
+        :meth:`resume_watch` continues the same video where the clock stopped.
 
         Raises:
             SessionSaveError: full disk or unwritable folder (the previous save there is left intact).
-            UserInputError: the session has an archive (not saved with sessions yet).
         """
         from pipeline.persist import save_session
 
-        if self.recall is not None:  # the archive is not a stateful part of saved sessions yet
-            raise UserInputError(
-                "a session with an archive (archive.enabled, --archive) cannot be saved yet: save a session "
-                "without the archive, or keep this process running"
-            )
         self._close_open_answer()
         return save_session(self, folder)
 

@@ -167,9 +167,36 @@ def test_a_corrupted_shard_is_skipped_at_answer_time_and_the_session_goes_on(tin
     assert session.ask("And now?").archive["damaged_blocks"] == len(damaged)
 
 
-def test_saving_a_session_with_an_archive_is_refused_clearly(tiny_models, tmp_path) -> None:
-    session = archive_session(tiny_models["qwen2_vl"])
-    session.feed(frames_at(2.0, 8))
-    with pytest.raises(UserInputError, match="cannot be saved yet"):
-        session.save(tmp_path / "saved")
-    assert not (tmp_path / "saved").exists()
+def test_a_saved_session_carries_its_archive_and_answers_as_the_uninterrupted_one(tiny_models, tmp_path) -> None:
+    """RAM and disk blocks are saved with the session; the resumed one re-archives them in its own folder."""
+    from pipeline.videoqa import VideoQA
+
+    model = tiny_models["qwen2_5_vl"]
+    frames = frames_at(2.0, 40)
+    probe = archive_session(model, window_frames=4)
+    probe.feed(frames[:12])
+    ram_mb = 3 * probe.recall.archive.get(0).nbytes / (1 << 20)  # a few blocks in RAM, the rest on disk
+
+    def session_in(folder: str) -> StreamSession:
+        return archive_session(model, window_frames=4, top_k=3, folder=folder, ram_mb=ram_mb, disk_mb=64)
+
+    uninterrupted, saved = session_in(str(tmp_path / "a")), session_in(str(tmp_path / "b"))
+    for session in (uninterrupted, saved):
+        session.feed(frames[:27])  # odd: a pending chunk and a chunk not archived yet are saved too
+    stats = saved.recall.stats()
+    assert stats["disk_blocks"] > 0 and stats["ram_blocks"] > 0
+    folder = saved.save(tmp_path / "saved")
+    with pytest.raises(UserInputError, match="already holds an archive"):  # the saving session's folder
+        VideoQA(model).resume(folder)
+    config = saved.config.replace("archive", folder=str(tmp_path / "c"))
+    resumed = VideoQA(model).resume(folder, config)
+    assert_same(snapshot(saved), snapshot(resumed))
+    assert sorted(resumed.recall.archive.timestamps) == sorted(saved.recall.archive.timestamps)
+    image = frames[3].rgb
+    for session in (uninterrupted, resumed):
+        session.feed(frames[27:])
+    assert_same(snapshot(uninterrupted), snapshot(resumed))
+    for question, query in (("What happened?", None), ("When did this appear?", image)):
+        expected, got = uninterrupted.ask(question, image=query), resumed.ask(question, image=query)
+        assert got.retrieved and got.retrieved == expected.retrieved and got.answer == expected.answer
+    assert resumed.recall.stats()["archived_blocks"] == uninterrupted.recall.stats()["archived_blocks"]

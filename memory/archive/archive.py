@@ -122,6 +122,16 @@ class Archive:
         in_ram = [(i, b.vectors[kind]) for i, b in self.ram.blocks.items() if kind in b.vectors]
         return on_disk + in_ram
 
+    def restore_counters(self, saved: dict[str, int]) -> None:
+        """Carry a saved archive's loss counters over (after its surviving blocks were re-added)."""
+        self._archived = int(saved["archived_blocks"])
+        self._dropped_ram += int(saved["dropped_blocks"])
+        if self.disk is not None:
+            self.disk.damaged_blocks += int(saved["damaged_blocks"])
+            self.disk.lost_blocks += int(saved["lost_blocks"])
+        else:
+            self._dropped_ram += int(saved["damaged_blocks"]) + int(saved["lost_blocks"])
+
     def stats(self) -> ArchiveStats:
         disk = self.disk
         return ArchiveStats(

@@ -195,3 +195,44 @@ class ArchiveRecall:
 
     def stats(self) -> dict[str, int]:
         return self.archive.stats().as_dict()
+
+    # ------------------------------------------------------------------------------- persistence
+    def state_dict(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+        """Every archived block (RAM and disk, read back and checked) and the chunks not archived yet.
+
+        Tensors: ``b<id>.keys`` / ``.values`` ``(L, H, n, D)``, ``b<id>.logical`` ``(n,)``,
+        ``b<id>.vector.<kind>`` ``(dim,)``, ``pending.<chunk>`` ``(hidden,)``. A saved session carries
+        its archive, so it does not depend on the archive folder of the process that saved it.
+        """
+        tensors: dict[str, torch.Tensor] = {}
+        blocks = []
+        for block_id in list(self.archive.timestamps):  # time order; damaged blocks are skipped, counted
+            block = self.archive.get(block_id)
+            if block is None:
+                continue
+            tensors.update(block.tensors())
+            blocks.append({"id": block.block_id, "timestamps": list(block.timestamps), "position": block.position,
+                           "vectors": sorted(block.vectors)})
+        for chunk, vector in self._pending_visual.items():
+            tensors[f"pending.{chunk}"] = vector
+        stats = self.archive.stats()
+        meta = {"blocks": blocks, "pending": sorted(self._pending_visual), "archived_blocks": stats.archived_blocks,
+                "dropped_blocks": stats.dropped_blocks, "damaged_blocks": stats.damaged_blocks,
+                "lost_blocks": stats.lost_blocks}
+        return tensors, meta
+
+    def load_state_dict(self, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
+        """Re-archive the saved blocks into this (fresh) archive, in time order, and index them."""
+        if len(self.archive):
+            raise ValueError("an archive can only be restored into an empty one")
+        for entry in meta["blocks"]:
+            prefix = f"b{entry['id']}"
+            vectors = {kind: tensors[f"{prefix}.vector.{kind}"].float().cpu() for kind in entry["vectors"]}
+            for kind, vector in vectors.items():
+                self._index(kind, vector.numel()).add(int(entry["id"]), vector)
+            block = ArchivedBlock(int(entry["id"]), tuple(float(t) for t in entry["timestamps"]), entry["position"],
+                                  tensors[f"{prefix}.logical"].cpu(), tensors[f"{prefix}.keys"].cpu(),
+                                  tensors[f"{prefix}.values"].cpu(), vectors)
+            self._forget(self.archive.add(block))
+        self._pending_visual = {int(chunk): tensors[f"pending.{chunk}"] for chunk in meta["pending"]}
+        self.archive.restore_counters(meta)

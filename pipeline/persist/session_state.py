@@ -8,6 +8,8 @@ Parts (each implements the ``memory.stateful`` contract):
 * ``cursor``: the model's position cursor (M-RoPE next text position, open video segment, ``t0``,
   chunk count, re-index shift, last grid; or the 1-D next position);
 * ``counters``: ingest counters;
+* ``archive``: when the session has one, every archived block and its retrieval vectors (re-archived
+  into the resumed session's own archive, whose folder must be empty);
 * ``span_memo``: the model-wide record of chunk spans (1-D families, Qwen3-VL), so re-indexing after a
   resume moves chunks exactly as it would have.
 
@@ -38,6 +40,8 @@ def stateful_parts(session: StreamSession) -> dict[str, Stateful]:
         "cursor": DataclassState(session.cursor),
         "counters": DataclassState(session.counters),
     }
+    if session.recall is not None:
+        parts["archive"] = session.recall
     memo = span_memo_of(session.model)
     if memo is not None:
         parts["span_memo"] = memo
