@@ -82,9 +82,9 @@ def write_session(
         for name, shard in zip(names, shards):
             files[f"{snapshot}/{name}"] = write_tensor_file(temp / name, shard)
         files[f"{snapshot}/{STATE}"] = write_bytes_file(temp / STATE, state_bytes)
-        _fsync_dir(temp)
+        _fsync(temp)
         os.rename(temp, final)
-        _fsync_dir(folder)
+        _fsync(folder)
         manifest = {
             "format": FORMAT,
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -94,7 +94,7 @@ def write_session(
         }
         write_bytes_file(manifest_temp, _json_bytes(manifest))
         os.replace(manifest_temp, folder / MANIFEST)
-        _fsync_dir(folder)
+        _fsync(folder)
     except BaseException as error:  # nothing half-written stays behind, whatever failed
         _discard(temp, manifest_temp)
         if final.exists() and _current_snapshot(folder) != snapshot:
@@ -110,7 +110,7 @@ def write_session(
 def write_tensor_file(path: Path, tensors: dict[str, torch.Tensor]) -> dict[str, Any]:
     """Write one safetensors file, fsync it; returns its ``{"bytes", "sha256"}`` record."""
     save_file(tensors, str(path))
-    _fsync_file(path)
+    _fsync(path)
     return {"bytes": path.stat().st_size, "sha256": file_sha256(path)}
 
 
@@ -202,15 +202,8 @@ def _json_bytes(data: dict[str, Any]) -> bytes:
         raise TypeError(f"session state is not JSON-serialisable: {error} (fix the component's state_dict)") from error
 
 
-def _fsync_file(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_dir(path: Path) -> None:
+def _fsync(path: Path) -> None:
+    """Flush a file's or a folder's entries to disk."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
